@@ -1,0 +1,22 @@
+// Package keys holds the tag and context names that tracedup writes on Sentry
+// events and reads back, so that every package agrees on them.
+package keys
+
+const (
+	// TagTraceID is the tag holding the OTel trace id, 32 lowercase hex digits.
+	TagTraceID = "otel.trace_id"
+	// TagSpanID is the tag holding the OTel span id, 16 lowercase hex digits.
+	TagSpanID = "otel.span_id"
+	// TagServiceName is the tag holding the span's resource service.name.
+	TagServiceName = "service.name"
+
+	// ContextTrace is the Sentry context that links an event to a trace.
+	ContextTrace = "trace"
+	// TraceIDKey, SpanIDKey and ParentSpanIDKey are keys of the trace context.
+	TraceIDKey      = "trace_id"
+	SpanIDKey       = "span_id"
+	ParentSpanIDKey = "parent_span_id"
+
+	// SentryTraceTag is the tag Sentry itself indexes the trace id under.
+	SentryTraceTag = "trace"
+)

@@ -1,0 +1,119 @@
+package rootcause
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+
+	"github.com/tracedup/tracedup/internal/keys"
+)
+
+// Error is what a strategy sees of one captured event in a trace.
+type Error struct {
+	// Event is the captured event. It may be nil when the Error was built
+	// from something other than a live event, such as the Sentry web API.
+	Event *sentry.Event
+	// EventID is the Sentry event id.
+	EventID string
+	// TraceID is the OTel trace id, 32 lowercase hex digits.
+	TraceID string
+	// SpanID is the id of the span that was active when the error was captured.
+	SpanID string
+	// ParentSpanID is "" where the span has no parent (the trace's root span).
+	ParentSpanID string
+	// Service is the service.name of the process that captured the error.
+	Service string
+	// ExceptionType is the type of the outermost exception, as Sentry shows
+	// it in the issue title ("*main.PaymentDeclined").
+	ExceptionType string
+	// Message is the outermost exception's value, or the event's message.
+	Message string
+	// Timestamp is when the event was captured, by the capturing host's clock.
+	Timestamp time.Time
+}
+
+// IsRootSpan reports whether the error was captured on the trace's root span.
+func (e Error) IsRootSpan() bool { return e.ParentSpanID == "" }
+
+// FromEvent builds the Error that strategies see from a captured event. It
+// reads the trace and span ids from the tags that package sentryotel stamps
+// (otel.trace_id, otel.span_id, service.name) and falls back to the event's
+// trace context. TraceID is "" when the event carries no trace id at all.
+func FromEvent(event *sentry.Event) Error {
+	if event == nil {
+		return Error{}
+	}
+	e := Error{
+		Event:     event,
+		EventID:   string(event.EventID),
+		TraceID:   event.Tags[keys.TagTraceID],
+		SpanID:    event.Tags[keys.TagSpanID],
+		Service:   event.Tags[keys.TagServiceName],
+		Timestamp: event.Timestamp,
+		Message:   event.Message,
+	}
+	if tc := event.Contexts[keys.ContextTrace]; tc != nil {
+		if e.TraceID == "" {
+			e.TraceID = contextString(tc[keys.TraceIDKey])
+		}
+		if e.SpanID == "" {
+			e.SpanID = contextString(tc[keys.SpanIDKey])
+		}
+		e.ParentSpanID = contextString(tc[keys.ParentSpanIDKey])
+	}
+	if n := len(event.Exception); n > 0 {
+		// Sentry orders exceptions innermost first: the last is the one the
+		// issue title shows.
+		outer := event.Exception[n-1]
+		e.ExceptionType = outer.Type
+		if outer.Value != "" {
+			e.Message = outer.Value
+		}
+	}
+	return e
+}
+
+// contextString reads an id from a context map, whose values may be strings
+// (after a JSON round trip, or as stamped by sentryotel) or sentry-go's typed
+// ids, which are fmt.Stringers. The zero id counts as absent.
+func contextString(v any) string {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case fmt.Stringer:
+		s = v.String()
+	default:
+		return ""
+	}
+	if strings.Trim(s, "0") == "" {
+		return ""
+	}
+	return s
+}
+
+// Strategy picks the root cause among the errors of one trace.
+//
+// RootCause is called with at least one error, all from the same trace, in
+// the order they arrived. It returns an index into errs. It must not keep or
+// modify errs. It may be called from several goroutines at once.
+type Strategy interface {
+	RootCause(errs []Error) int
+}
+
+// StrategyFunc adapts a function to a Strategy.
+type StrategyFunc func(errs []Error) int
+
+// RootCause returns f(errs).
+func (f StrategyFunc) RootCause(errs []Error) int { return f(errs) }
+
+// Describe returns the strategy's Description when it has one, and a generic
+// name otherwise. Every strategy in this package has a Description.
+func Describe(s Strategy) string {
+	if d, ok := s.(interface{ Description() string }); ok {
+		return d.Description()
+	}
+	return fmt.Sprintf("%T", s)
+}
