@@ -1,0 +1,240 @@
+package sentryotel
+
+import (
+	"context"
+	"encoding/hex"
+	"slices"
+
+	"github.com/getsentry/sentry-go"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracedup/tracedup/internal/keys"
+)
+
+// Tag names written on stamped events.
+const (
+	// TagTraceID holds the OTel trace id: 32 lowercase hex digits.
+	TagTraceID = keys.TagTraceID
+	// TagSpanID holds the OTel span id: 16 lowercase hex digits.
+	TagSpanID = keys.TagSpanID
+	// TagServiceName holds the span's resource service.name, where known.
+	TagServiceName = keys.TagServiceName
+)
+
+// defaultFingerprint is sentry's placeholder for its own grouping.
+const defaultFingerprint = "{{ default }}"
+
+const serviceNameKey = attribute.Key("service.name")
+
+// WrapOptions returns opts with the hook installed as BeforeSend; a
+// BeforeSend already in opts still runs, after the hook, and sees the stamped
+// event. It also installs an integration that lets the hook find the span of
+// a request that sentryhttp put on the scope, for captures that carry no
+// context of their own (hub.CaptureException in a handler). That integration
+// is set up after every other, so it takes the place of sentry-go's own
+// NewOtelIntegration trace resolver, which resolves the same ids.
+func WrapOptions(opts sentry.ClientOptions, options ...Option) sentry.ClientOptions {
+	h := newHook(opts.BeforeSend, options)
+	h.spans = newSpanCache()
+	opts.BeforeSend = h.beforeSend
+	userIntegrations := opts.Integrations
+	opts.Integrations = func(in []sentry.Integration) []sentry.Integration {
+		if userIntegrations != nil {
+			in = userIntegrations(in)
+		}
+		return append(in, resolverIntegration{h})
+	}
+	return opts
+}
+
+// BeforeSend returns the hook, for use as sentry.ClientOptions.BeforeSend.
+// next, when not nil, runs after the hook on the stamped event and its result
+// is returned. The hook alone finds the span in the hint's Context or
+// Request; use [WrapOptions] to also cover captures without either.
+//
+// The hook returns nil for a nil event and leaves transactions and events
+// with no valid span unchanged. It is safe for concurrent use.
+func BeforeSend(next func(*sentry.Event, *sentry.EventHint) *sentry.Event, options ...Option) func(*sentry.Event, *sentry.EventHint) *sentry.Event {
+	return newHook(next, options).beforeSend
+}
+
+// CaptureException captures err with ctx in the event hint, so the hook
+// finds the active span. It uses the hub in ctx, else the current hub, and
+// returns the event id, or nil when the event was not sent (no client,
+// sampled out or dropped by a hook). Unlike hub.CaptureException it does not
+// update the hub's LastEventID.
+func CaptureException(ctx context.Context, err error) *sentry.EventID {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	hub := sentry.GetHubFromContext(ctx)
+	if hub == nil {
+		hub = sentry.CurrentHub()
+	}
+	client, scope := hub.Client(), hub.Scope()
+	if client == nil || scope == nil {
+		return nil
+	}
+	return client.CaptureException(err, &sentry.EventHint{Context: ctx, OriginalException: err}, scope)
+}
+
+type hook struct {
+	cfg   config
+	next  func(*sentry.Event, *sentry.EventHint) *sentry.Event
+	spans *spanCache // nil unless the resolver integration is installed
+}
+
+func newHook(next func(*sentry.Event, *sentry.EventHint) *sentry.Event, options []Option) *hook {
+	h := &hook{cfg: newConfig(options), next: next}
+	return h
+}
+
+func (h *hook) beforeSend(event *sentry.Event, hint *sentry.EventHint) *sentry.Event {
+	if event == nil {
+		return nil
+	}
+	if event.Type != "transaction" {
+		if s, ok := h.findSpan(event, hint); ok {
+			h.stamp(event, s)
+		}
+	}
+	if h.next != nil {
+		return h.next(event, hint)
+	}
+	return event
+}
+
+// spanInfo is what the hook writes on an event.
+type spanInfo struct {
+	traceID trace.TraceID
+	spanID  trace.SpanID
+	parent  trace.SpanID // zero for a root span or where unknown
+	service string
+}
+
+func infoFromSpan(span trace.Span) (spanInfo, bool) {
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		return spanInfo{}, false
+	}
+	info := spanInfo{traceID: sc.TraceID(), spanID: sc.SpanID()}
+	if ro, ok := span.(sdktrace.ReadOnlySpan); ok {
+		if p := ro.Parent(); p.IsValid() {
+			info.parent = p.SpanID()
+		}
+		if res := ro.Resource(); res != nil {
+			if v, ok := res.Set().Value(serviceNameKey); ok {
+				info.service = v.AsString()
+			}
+		}
+	}
+	return info, true
+}
+
+func (h *hook) findSpan(event *sentry.Event, hint *sentry.EventHint) (spanInfo, bool) {
+	if hint != nil {
+		if hint.Context != nil {
+			if info, ok := infoFromSpan(trace.SpanFromContext(hint.Context)); ok {
+				return info, true
+			}
+		}
+		if hint.Request != nil {
+			if info, ok := infoFromSpan(trace.SpanFromContext(hint.Request.Context())); ok {
+				return info, true
+			}
+		}
+	}
+	if h.spans == nil {
+		return spanInfo{}, false
+	}
+	// The resolver installed by WrapOptions saw the span when the scope was
+	// applied, and wrote its ids into the trace context as strings.
+	tc := event.Contexts[keys.ContextTrace]
+	sid, _ := tc[keys.SpanIDKey].(string)
+	tid, _ := tc[keys.TraceIDKey].(string)
+	spanID, err := trace.SpanIDFromHex(sid)
+	if err != nil {
+		return spanInfo{}, false
+	}
+	traceID, err := trace.TraceIDFromHex(tid)
+	if err != nil {
+		return spanInfo{}, false
+	}
+	return h.spans.get(traceID, spanID)
+}
+
+func (h *hook) stamp(event *sentry.Event, s spanInfo) {
+	// One allocation holds every id: the tags, the trace context and the
+	// fingerprint share substrings of it.
+	var buf [64]byte
+	hex.Encode(buf[0:32], s.traceID[:])
+	hex.Encode(buf[32:48], s.spanID[:])
+	n := 48
+	if s.parent.IsValid() {
+		hex.Encode(buf[48:64], s.parent[:])
+		n = 64
+	}
+	ids := string(buf[:n])
+	traceID, spanID := ids[0:32], ids[32:48]
+
+	if event.Tags == nil {
+		event.Tags = make(map[string]string, 3)
+	}
+	event.Tags[TagTraceID] = traceID
+	event.Tags[TagSpanID] = spanID
+	if s.service != "" {
+		event.Tags[TagServiceName] = s.service
+	}
+
+	if event.Contexts == nil {
+		event.Contexts = make(map[string]sentry.Context, 1)
+	}
+	tc := event.Contexts[keys.ContextTrace]
+	if tc == nil {
+		tc = make(sentry.Context, 3)
+		event.Contexts[keys.ContextTrace] = tc
+	}
+	tc[keys.TraceIDKey] = traceID
+	tc[keys.SpanIDKey] = spanID
+	if n == 64 {
+		tc[keys.ParentSpanIDKey] = ids[48:64]
+	} else {
+		// A parent left by sentry-go's own propagation context belongs to
+		// another trace id.
+		delete(tc, keys.ParentSpanIDKey)
+	}
+
+	if h.cfg.traceFingerprint && !slices.Contains(event.Fingerprint, traceID) {
+		fp := event.Fingerprint
+		if len(fp) == 0 {
+			fp = []string{defaultFingerprint}
+		}
+		// Copy: the slice may share its array with the scope's fingerprint.
+		event.Fingerprint = append(fp[:len(fp):len(fp)], traceID)
+	}
+}
+
+// resolverIntegration hands sentry-go a trace resolver that remembers the
+// spans it resolves, so the hook can stamp captures whose only link to the
+// span is the request on the scope.
+type resolverIntegration struct{ h *hook }
+
+func (resolverIntegration) Name() string { return "tracedup.sentryotel" }
+
+func (i resolverIntegration) SetupOnce(client *sentry.Client) {
+	client.SetExternalContextTraceResolver(i.h.resolve)
+}
+
+func (h *hook) resolve(ctx context.Context) (sentry.TraceID, sentry.SpanID, bool) {
+	if ctx == nil {
+		return sentry.TraceID{}, sentry.SpanID{}, false
+	}
+	info, ok := infoFromSpan(trace.SpanFromContext(ctx))
+	if !ok {
+		return sentry.TraceID{}, sentry.SpanID{}, false
+	}
+	h.spans.put(info)
+	return sentry.TraceID(info.traceID), sentry.SpanID(info.spanID), true
+}
