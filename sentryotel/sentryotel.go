@@ -166,8 +166,6 @@ func (h *hook) findSpan(event *sentry.Event, hint *sentry.EventHint) (spanInfo, 
 }
 
 func (h *hook) stamp(event *sentry.Event, s spanInfo) {
-	// One allocation holds every id: the tags, the trace context and the
-	// fingerprint share substrings of it.
 	var buf [64]byte
 	hex.Encode(buf[0:32], s.traceID[:])
 	hex.Encode(buf[32:48], s.spanID[:])
@@ -175,17 +173,6 @@ func (h *hook) stamp(event *sentry.Event, s spanInfo) {
 	if s.parent.IsValid() {
 		hex.Encode(buf[48:64], s.parent[:])
 		n = 64
-	}
-	ids := string(buf[:n])
-	traceID, spanID := ids[0:32], ids[32:48]
-
-	if event.Tags == nil {
-		event.Tags = make(map[string]string, 3)
-	}
-	event.Tags[TagTraceID] = traceID
-	event.Tags[TagSpanID] = spanID
-	if s.service != "" {
-		event.Tags[TagServiceName] = s.service
 	}
 
 	if event.Contexts == nil {
@@ -196,24 +183,61 @@ func (h *hook) stamp(event *sentry.Event, s spanInfo) {
 		tc = make(sentry.Context, 3)
 		event.Contexts[keys.ContextTrace] = tc
 	}
-	tc[keys.TraceIDKey] = traceID
-	tc[keys.SpanIDKey] = spanID
-	if n == 64 {
-		tc[keys.ParentSpanIDKey] = ids[48:64]
-	} else {
+
+	// Where a trace resolver already wrote these ids into the trace context,
+	// reuse its strings: each string, and each boxing of one into the
+	// context's interface values, is an allocation.
+	traceID, keepTrace := equalString(tc[keys.TraceIDKey], buf[0:32])
+	spanID, keepSpan := equalString(tc[keys.SpanIDKey], buf[32:48])
+	_, keepParent := equalString(tc[keys.ParentSpanIDKey], buf[48:n])
+	keepParent = keepParent || n == 48
+	if !keepTrace || !keepSpan || !keepParent {
+		// One allocation holds every id; the rest are substrings of it.
+		ids := string(buf[:n])
+		if !keepTrace {
+			traceID = ids[0:32]
+			tc[keys.TraceIDKey] = traceID
+		}
+		if !keepSpan {
+			spanID = ids[32:48]
+			tc[keys.SpanIDKey] = spanID
+		}
+		if !keepParent {
+			tc[keys.ParentSpanIDKey] = ids[48:64]
+		}
+	}
+	if n == 48 {
 		// A parent left by sentry-go's own propagation context belongs to
-		// another trace id.
+		// another trace.
 		delete(tc, keys.ParentSpanIDKey)
 	}
 
-	if h.cfg.traceFingerprint && !slices.Contains(event.Fingerprint, traceID) {
-		fp := event.Fingerprint
-		if len(fp) == 0 {
-			fp = []string{defaultFingerprint}
-		}
-		// Copy: the slice may share its array with the scope's fingerprint.
-		event.Fingerprint = append(fp[:len(fp):len(fp)], traceID)
+	if event.Tags == nil {
+		event.Tags = make(map[string]string, 3)
 	}
+	event.Tags[TagTraceID] = traceID
+	event.Tags[TagSpanID] = spanID
+	if s.service != "" {
+		event.Tags[TagServiceName] = s.service
+	}
+
+	if h.cfg.traceFingerprint && !slices.Contains(event.Fingerprint, traceID) {
+		if len(event.Fingerprint) == 0 {
+			event.Fingerprint = []string{defaultFingerprint, traceID}
+		} else {
+			// A new array: the old one may be shared with the scope.
+			fp := make([]string, len(event.Fingerprint)+1)
+			copy(fp, event.Fingerprint)
+			fp[len(fp)-1] = traceID
+			event.Fingerprint = fp
+		}
+	}
+}
+
+// equalString returns v as a string and true when v is a string equal to b.
+func equalString(v any, b []byte) (string, bool) {
+	s, ok := v.(string)
+	return s, ok && s == string(b)
 }
 
 // resolverIntegration hands sentry-go a trace resolver that remembers the
