@@ -182,17 +182,17 @@ func (s *Server) URL() string { return "http://" + s.addr }
 // server, such as "http://public@127.0.0.1:34567/1".
 func (s *Server) DSN() string { return s.ProjectDSN(DefaultProject) }
 
-// ProjectDSN returns a DSN for the given project id that points sentry-go at
-// the server; events sent to it are recorded with that Project.
+// ProjectDSN returns a DSN for the given project id (non-empty, without "/")
+// that points sentry-go at the server; events sent to it are recorded with
+// that Project.
 func (s *Server) ProjectDSN(project string) string {
 	return "http://" + s.cfg.publicKey + "@" + s.addr + "/" + project
 }
 
 // Close stops the server: it closes the listener and every connection, then
 // waits for every goroutine of the server, in-flight requests included, to
-// finish. Blocked
-// [Server.WaitFor] calls return [ErrClosed]. Recorded events stay readable.
-// Close is safe to call more than once.
+// finish. Blocked [Server.WaitFor] calls return [ErrClosed]. Recorded events
+// stay readable. Close is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -244,16 +244,17 @@ func (s *Server) Stats() Stats {
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Event, error) {
 	for {
 		s.mu.Lock()
-		events := slices.Clone(s.events)
-		changed := s.changed
-		s.mu.Unlock()
-		if len(events) >= n {
+		if len(s.events) >= n {
+			events := slices.Clone(s.events)
+			s.mu.Unlock()
 			return events, nil
 		}
+		changed := s.changed
+		s.mu.Unlock()
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return events, ctx.Err()
+			return s.Events(), ctx.Err()
 		case <-s.done:
 			return s.Events(), ErrClosed
 		}

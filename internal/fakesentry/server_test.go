@@ -50,10 +50,11 @@ func TestSentryGoTransports(t *testing.T) {
 	tests := []struct {
 		name      string
 		transport func() sentry.Transport // nil: sentry-go's default, the telemetry buffer
+		wantType  string                  // of client.Transport
 	}{
-		{"HTTPTransport", func() sentry.Transport { return sentry.NewHTTPTransport() }},
-		{"default telemetry buffer", nil},
-		{"HTTPSyncTransport", func() sentry.Transport { return sentry.NewHTTPSyncTransport() }},
+		{"HTTPTransport", func() sentry.Transport { return sentry.NewHTTPTransport() }, "*sentry.HTTPTransport"},
+		{"default telemetry buffer", nil, "*sentry.internalAsyncTransportAdapter"},
+		{"HTTPSyncTransport", func() sentry.Transport { return sentry.NewHTTPSyncTransport() }, "*sentry.HTTPSyncTransport"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +66,7 @@ func TestSentryGoTransports(t *testing.T) {
 			client, err := sentry.NewClient(opts)
 			require.NoError(t, err)
 			defer client.Close()
+			require.Equal(t, tt.wantType, fmt.Sprintf("%T", client.Transport), "the path under test")
 
 			hub := sentry.NewHub(client, sentry.NewScope())
 			before := time.Now()
@@ -74,6 +76,8 @@ func TestSentryGoTransports(t *testing.T) {
 				scope.SetTag("service.name", "checkout")
 				scope.SetFingerprint([]string{"{{ default }}", "checkout"})
 				scope.SetContext("order", sentry.Context{"id": 7, "items": []string{"a", "b"}})
+				// An item whose payload holds newlines, so only its length frames it.
+				scope.AddAttachment(&sentry.Attachment{Filename: "cart.txt", Payload: []byte("line 1\nline 2\n")})
 				id = hub.CaptureException(&checkoutError{order: 7})
 			})
 			require.NotNil(t, id)
@@ -138,6 +142,7 @@ func TestSentryGoTransports(t *testing.T) {
 			st := srv.Stats()
 			assert.Equal(t, uint64(1), st.Envelopes)
 			assert.Equal(t, uint64(1), st.Events)
+			assert.Equal(t, map[string]uint64{"event": 1, "attachment": 1}, st.Items)
 			assert.Zero(t, st.Rejected, st.LastRejection)
 		})
 	}
@@ -324,11 +329,11 @@ func TestRateLimit(t *testing.T) {
 	defer client.Close()
 	hub := sentry.NewHub(client, sentry.NewScope())
 
-	srv.SetRateLimit(1500 * time.Millisecond)
+	srv.SetRateLimit(time.Minute)
 	hub.CaptureMessage("limited")
 	hub.CaptureMessage("dropped by sentry-go without a request")
 	srv.SetRateLimit(0)
-	hub.CaptureMessage("still dropped: sentry-go honours the 2s it was told")
+	hub.CaptureMessage("still dropped: sentry-go honours the minute it was told")
 
 	st := srv.Stats()
 	assert.Equal(t, uint64(1), st.Requests)
@@ -339,13 +344,13 @@ func TestRateLimit(t *testing.T) {
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+"/api/1/envelope/", strings.NewReader("{}\n"))
 	require.NoError(t, err)
 	req.Header.Set("X-Sentry-Auth", "Sentry sentry_key=k3y")
-	srv.SetRateLimit(time.Minute)
+	srv.SetRateLimit(1500 * time.Millisecond)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
-	assert.Equal(t, "60", resp.Header.Get("Retry-After"))
-	assert.Equal(t, "60::organization", resp.Header.Get("X-Sentry-Rate-Limits"))
+	assert.Equal(t, "2", resp.Header.Get("Retry-After"), "rounded up to whole seconds")
+	assert.Equal(t, "2::organization", resp.Header.Get("X-Sentry-Rate-Limits"))
 }
 
 func TestWaitFor(t *testing.T) {
