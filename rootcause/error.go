@@ -75,19 +75,13 @@ func FromEvent(event *sentry.Event) Error {
 	return e
 }
 
-// contextString reads an id from a context map, whose values may be strings
-// (after a JSON round trip, or as stamped by sentryotel) or sentry-go's typed
-// ids, which are fmt.Stringers. The zero id counts as absent.
+// contextString reads an id from a context map. Only strings count: they are
+// what an OTel trace resolver or sentryotel writes, and what any event holds
+// after a JSON round trip. sentry-go's own propagation context stores typed
+// ids of a trace of its own, one per scope, which would group unrelated
+// errors; they are ignored. The zero id counts as absent.
 func contextString(v any) string {
-	var s string
-	switch v := v.(type) {
-	case string:
-		s = v
-	case fmt.Stringer:
-		s = v.String()
-	default:
-		return ""
-	}
+	s, _ := v.(string)
 	if strings.Trim(s, "0") == "" {
 		return ""
 	}
