@@ -39,6 +39,9 @@ const smallTrace = 64
 
 // spanNode is Deepest's working state for errs[i], at the same index.
 type spanNode struct {
+	// key is idKey(SpanID): comparing keys first keeps the scans for
+	// small traces cheap, since span ids differ mostly in their last bytes.
+	key uint64
 	// span is the lowest index of an error on the same span: the errors of
 	// one span share that node's ancestor mark and parent link.
 	span int32
@@ -94,12 +97,14 @@ func linkSpans(errs []Error, nodes []spanNode) {
 		return
 	}
 	for i := range errs {
-		nodes[i] = spanNode{span: int32(i), parent: -1}
-		if errs[i].SpanID == "" {
+		id := errs[i].SpanID
+		k := idKey(id)
+		nodes[i] = spanNode{key: k, span: int32(i), parent: -1}
+		if id == "" {
 			continue
 		}
 		for j := range i {
-			if nodes[j].span == int32(j) && errs[j].SpanID == errs[i].SpanID {
+			if nodes[j].key == k && nodes[j].span == int32(j) && errs[j].SpanID == id {
 				nodes[i].span = int32(j)
 				break
 			}
@@ -110,13 +115,24 @@ func linkSpans(errs []Error, nodes []spanNode) {
 		if p == "" {
 			continue
 		}
+		k := idKey(p)
 		for j := range errs {
-			if nodes[j].span == int32(j) && errs[j].SpanID == p {
+			if nodes[j].key == k && nodes[j].span == int32(j) && errs[j].SpanID == p {
 				nodes[i].parent = int32(j)
 				break
 			}
 		}
 	}
+}
+
+// idKey packs the length and the last 8 bytes of id, which for hex span
+// ids tell almost all of them apart, into a number that is cheap to compare.
+func idKey(id string) uint64 {
+	k := uint64(len(id))
+	for i := max(0, len(id)-8); i < len(id); i++ {
+		k = k<<8 | uint64(id[i])
+	}
+	return k
 }
 
 // linkSpansMap is linkSpans for large traces, in O(n) rather than O(n²).
