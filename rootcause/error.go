@@ -58,10 +58,16 @@ func FromEvent(event *sentry.Event) Error {
 		if e.TraceID == "" {
 			e.TraceID = contextString(tc[keys.TraceIDKey])
 		}
+		ctxSpan := contextString(tc[keys.SpanIDKey])
 		if e.SpanID == "" {
-			e.SpanID = contextString(tc[keys.SpanIDKey])
+			e.SpanID = ctxSpan
 		}
-		e.ParentSpanID = contextString(tc[keys.ParentSpanIDKey])
+		// The parent belongs to the context's span: when that is another
+		// span than the tagged one, it is not the tagged span's parent, and
+		// taking it would invent a link between the two.
+		if ctxSpan == "" || ctxSpan == e.SpanID {
+			e.ParentSpanID = contextString(tc[keys.ParentSpanIDKey])
+		}
 	}
 	if n := len(event.Exception); n > 0 {
 		// Sentry orders exceptions innermost first: the last is the one the
