@@ -42,12 +42,17 @@ func DemoteTypes(next Strategy, types ...string) Strategy {
 	if next == nil {
 		next = Default()
 	}
-	return demoteTypes{next: next, types: slices.Clone(types)}
+	d := demoteTypes{next: next, types: slices.Clone(types), bare: make([]string, len(types))}
+	for i, t := range types {
+		d.bare[i] = strings.TrimLeft(t, "*")
+	}
+	return d
 }
 
 type demoteTypes struct {
 	next  Strategy
 	types []string
+	bare  []string // types without leading '*'
 }
 
 // keptPool holds the buffers that pass the errors that are not demoted to
@@ -60,20 +65,32 @@ const maxPooled = 256
 
 // RootCause implements [Strategy].
 func (d demoteTypes) RootCause(errs []Error) int {
+	// For up to 64 errors, mask remembers which are kept, so that each
+	// error's type is matched once.
+	var mask uint64
 	kept := 0
 	for i := range errs {
 		if !d.demoted(&errs[i]) {
 			kept++
+			if i < 64 {
+				mask |= 1 << i
+			}
 		}
 	}
 	if kept == 0 || kept == len(errs) {
 		return d.next.RootCause(errs)
 	}
+	isKept := func(i int) bool {
+		if i < 64 {
+			return mask&(1<<i) != 0
+		}
+		return !d.demoted(&errs[i])
+	}
 
 	bufp := keptPool.Get().(*[]Error)
 	buf := (*bufp)[:0]
 	for i := range errs {
-		if !d.demoted(&errs[i]) {
+		if isKept(i) {
 			buf = append(buf, errs[i])
 		}
 	}
@@ -90,7 +107,7 @@ func (d demoteTypes) RootCause(errs []Error) int {
 		return -1
 	}
 	for i := range errs {
-		if d.demoted(&errs[i]) {
+		if !isKept(i) {
 			continue
 		}
 		if r == 0 {
@@ -107,8 +124,8 @@ func (d demoteTypes) demoted(e *Error) bool {
 	}
 	bare := strings.TrimLeft(e.ExceptionType, "*")
 	short := shortType(e.ExceptionType)
-	for _, t := range d.types {
-		if t == e.ExceptionType || t == short || strings.TrimLeft(t, "*") == bare {
+	for i, t := range d.types {
+		if t == short || d.bare[i] == bare {
 			return true
 		}
 	}

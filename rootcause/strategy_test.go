@@ -267,3 +267,19 @@ func TestConcurrentUse(t *testing.T) {
 	assert.Equal(t, before, errs, "a strategy modified errs")
 	assert.Equal(t, beforeLarge, large, "a strategy modified errs")
 }
+
+// TestDemoteTypesLargeTrace covers traces past 64 errors, where the kept
+// errors are matched again rather than remembered.
+func TestDemoteTypesLargeTrace(t *testing.T) {
+	errs := largeTrace(100)
+	for _, i := range []int{5, 70, 90} {
+		errs[i].ExceptionType = "*main.PaymentDeclined"
+	}
+	errs[90].Timestamp = t0 // the earliest kept error, past index 64
+	s := rootcause.DemoteTypes(rootcause.Earliest(), "DownstreamError", "ServiceCallFailed")
+	got := s.RootCause(errs)
+	assert.Equal(t, 90, got, "%s picked %d, want 90", rootcause.Describe(s), got)
+	errs[90].Timestamp = t0.Add(time.Hour)
+	got = s.RootCause(errs)
+	assert.Equal(t, 70, got, "%s picked %d, want 70", rootcause.Describe(s), got)
+}
