@@ -1,0 +1,370 @@
+// Command dedup-report is the post-hoc duplicate report: it reads the error
+// events of the last -since from the Sentry web API, groups them by trace,
+// names each cascade's root cause, and lists the issues that only ever appear
+// as symptoms of another, the ones a team could merge or mute.
+//
+//	SENTRY_AUTH_TOKEN=... go run ./examples/dedup-report -org acme -project gateway,order,payment -since 24h
+//
+// The token is read from SENTRY_AUTH_TOKEN and never printed.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tracedup/tracedup/internal/sentryapi"
+	"github.com/tracedup/tracedup/internal/sentryapi/report"
+	"github.com/tracedup/tracedup/rootcause"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the API or the network failed
+	exitUsage = 2 // bad flags or environment
+)
+
+const tokenEnv = "SENTRY_AUTH_TOKEN"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the parsed flags.
+type options struct {
+	url, org    string
+	projects    []string
+	since       time.Duration
+	sinceText   string // -since as given
+	json, full  bool
+	strategy    rootcause.Strategy
+	maxCascades int
+}
+
+// run is the whole command; main only wires it to the process.
+func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "dedup-report: %v\n", err)
+		return exitUsage
+	}
+	token := strings.TrimSpace(env(tokenEnv))
+	if token == "" {
+		fmt.Fprintf(stderr, "dedup-report: %s is not set: create an auth token in Sentry (Settings > Auth Tokens) with the %s scope and export it\n",
+			tokenEnv, neededScope(opts))
+		return exitUsage
+	}
+
+	client, err := sentryapi.New(opts.url, token,
+		sentryapi.WithUserAgent("tracedup-dedup-report"),
+		sentryapi.WithProgress(func(p sentryapi.Progress) {
+			fmt.Fprintf(stderr, "reading %s: page %d, %d error events", p.Endpoint, p.Pages, p.Events)
+			if p.Waited > 0 {
+				fmt.Fprintf(stderr, " (waited %s for the rate limit)", p.Waited.Round(time.Second))
+			}
+			fmt.Fprintln(stderr)
+		}))
+	if err != nil {
+		fmt.Fprintf(stderr, "dedup-report: -url: %v\n", err)
+		return exitUsage
+	}
+	end := time.Now().UTC().Truncate(time.Second)
+	apiEvents, err := client.Events(ctx, sentryapi.Query{
+		Org: opts.org, Projects: opts.projects, Start: end.Add(-opts.since), End: end, Full: opts.full,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "dedup-report: %v\n", err)
+		return exitError
+	}
+	events := make([]report.Event, len(apiEvents))
+	for i, e := range apiEvents {
+		events[i] = report.FromAPI(e)
+	}
+	r := report.Build(events, opts.strategy)
+
+	if opts.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(jsonReport{
+			Org: opts.org, Projects: opts.projects, Since: opts.sinceText,
+			Start: end.Add(-opts.since), End: end, Report: r,
+		})
+	} else {
+		err = writeTable(stdout, opts, r)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "dedup-report: writing the report: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// jsonReport is the -json output: the report and what it covers.
+type jsonReport struct {
+	Org      string    `json:"org"`
+	Projects []string  `json:"projects"` // empty: organisation-wide
+	Since    string    `json:"since"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	*report.Report
+}
+
+func neededScope(o *options) string {
+	if len(o.projects) == 0 {
+		return "event:read"
+	}
+	return "project:read"
+}
+
+const usage = `Usage: SENTRY_AUTH_TOKEN=<token> dedup-report -org <org> [-project p1,p2,...] [flags]
+
+Reads the error events of the last -since from the Sentry web API, groups them
+by trace (the otel.trace_id tag, else Sentry's trace tag), names each trace's
+root cause, and lists the issues that only ever appear as symptoms of another:
+the ones to merge into their root cause's issue, or to mute.
+
+-project takes one project slug or a comma-separated list; the projects are
+read one after the other from "List a Project's Error Events" (token scope
+project:read). Without -project, every project of -org the token can see is
+read together from the organisation's Discover events endpoint (token scope
+event:read). A cascade that crosses projects is only seen whole when all its
+projects are read.
+
+The token comes from SENTRY_AUTH_TOKEN and is never printed. Progress goes to
+stderr, the report to stdout. Exit status: 0 done, 1 Sentry or the network
+failed, 2 bad flags or no token.
+
+Flags:
+`
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("dedup-report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	o := &options{}
+	var project, since, strategy, demote string
+	fs.StringVar(&o.url, "url", "https://sentry.io", "Sentry `URL`: https://sentry.io, a regional https://de.sentry.io, or a self-hosted instance")
+	fs.StringVar(&o.org, "org", "", "organisation `slug` (required)")
+	fs.StringVar(&project, "project", "", "project `slugs`, comma-separated; empty reads every project of -org")
+	fs.StringVar(&since, "since", "24h", "how far back to read: a Go `duration` (90m, 24h) or days (7d)")
+	fs.BoolVar(&o.json, "json", false, "write the report as JSON on stdout")
+	fs.StringVar(&strategy, "strategy", "default", "root-cause `strategy`: "+strings.Join(strategyNames, ", ")+
+		"; a comma-separated list asks each in turn (FirstOf)")
+	fs.StringVar(&demote, "demote", "", "exception `types`, comma-separated, that wrap another service's failure (DownstreamError): chosen only when nothing else is (DemoteTypes)")
+	fs.BoolVar(&o.full, "full", true, "ask the project endpoint for full events: the only way it returns parent span ids, which -strategy deepest needs; pages are larger")
+	fs.IntVar(&o.maxCascades, "max-cascades", 20, "cascades to list in the table (all of them are counted, and all are in -json)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q; see -help", fs.Args())
+	}
+	if o.org = strings.TrimSpace(o.org); o.org == "" {
+		return nil, errors.New("-org is required: the organisation slug, as in https://sentry.io/organizations/<slug>/")
+	}
+	for _, p := range strings.Split(project, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.projects = append(o.projects, p)
+		}
+	}
+	d, err := parseSince(since)
+	if err != nil {
+		return nil, err
+	}
+	o.since, o.sinceText = d, strings.TrimSpace(since)
+	if o.strategy, err = parseStrategy(strategy, demote); err != nil {
+		return nil, err
+	}
+	if o.maxCascades < 0 {
+		return nil, errors.New("-max-cascades must not be negative")
+	}
+	return o, nil
+}
+
+// parseSince reads a positive Go duration, or whole days ("7d").
+func parseSince(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		n, err = strconv.Atoi(days)
+		d = time.Duration(n) * 24 * time.Hour
+		if n > 366 {
+			err = errors.New("too long")
+		}
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("-since %q: want a positive duration such as 90m, 24h or 7d", s)
+	}
+	return d, nil
+}
+
+var strategies = map[string]func() rootcause.Strategy{
+	"default":      rootcause.Default,
+	"deepest":      rootcause.Deepest,
+	"earliest":     rootcause.Earliest,
+	"nonrootfirst": rootcause.NonRootFirst,
+}
+
+var strategyNames = []string{"default", "deepest", "earliest", "nonrootfirst"}
+
+// parseStrategy builds the strategy of -strategy and -demote.
+func parseStrategy(names, demote string) (rootcause.Strategy, error) {
+	var list []rootcause.Strategy
+	for _, n := range strings.Split(names, ",") {
+		n = strings.ToLower(strings.TrimSpace(n))
+		n = strings.NewReplacer("-", "", "_", "").Replace(n)
+		if n == "" {
+			continue
+		}
+		mk, ok := strategies[n]
+		if !ok {
+			return nil, fmt.Errorf("-strategy %q: want one of %s, or a comma-separated list of them", n, strings.Join(strategyNames, ", "))
+		}
+		list = append(list, mk())
+	}
+	var s rootcause.Strategy
+	switch len(list) {
+	case 0:
+		s = rootcause.Default()
+	case 1:
+		s = list[0]
+	default:
+		s = rootcause.FirstOf(list...)
+	}
+	var types []string
+	for _, t := range strings.Split(demote, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			types = append(types, t)
+		}
+	}
+	if len(types) > 0 {
+		s = rootcause.DemoteTypes(s, types...)
+	}
+	return s, nil
+}
+
+// writeTable writes the human report.
+func writeTable(w io.Writer, o *options, r *report.Report) error {
+	scope := o.org + " (all projects)"
+	if len(o.projects) > 0 {
+		scope = o.org + "/" + strings.Join(o.projects, ",")
+	}
+	b := &errWriter{w: w}
+	b.printf("Duplicate report for %s, last %s, strategy %s\n\n", scope, o.sinceText, r.Strategy)
+
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "error events read\t%d\n", r.EventsRead)
+	fmt.Fprintf(tw, "  without a trace id\t%d\n", r.EventsWithoutTrace)
+	fmt.Fprintf(tw, "traces\t%d\n", r.Traces)
+	fmt.Fprintf(tw, "traces with duplicates\t%d\n", r.TracesWithDuplicates)
+	fmt.Fprintf(tw, "duplicate events\t%d\t(the deduplicator would suppress them)\n", r.DuplicateEvents)
+	if r.StrategyFailures > 0 {
+		fmt.Fprintf(tw, "strategy failures\t%d\t(traces without a root cause)\n", r.StrategyFailures)
+	}
+	tw.Flush()
+
+	if len(r.Cascades) > 0 {
+		b.printf("\nCascades: traces with more than one error\n")
+		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TRACE\tSERVICE\tISSUE\tEVENT\tEXCEPTION\tMESSAGE")
+		for i, c := range r.Cascades {
+			if i == o.maxCascades {
+				fmt.Fprintf(tw, "… and %d more (all of them are in -json)\n", len(r.Cascades)-i)
+				break
+			}
+			for j, e := range c.Events {
+				trace := ""
+				if j == 0 {
+					trace = c.TraceID
+				}
+				// The marker is a cell only where there is one, so that
+				// no line ends in padding.
+				root := ""
+				if e.RootCause {
+					root = "\t<- root cause"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\n", trace, orDash(e.Service), orDash(e.IssueID),
+					short(e.EventID, 9), orDash(e.ExceptionType), short(e.Message, 40), root)
+			}
+			if c.RootCause < 0 {
+				fmt.Fprintln(tw, "\t(the strategy failed on this trace: no root cause)")
+			}
+		}
+		tw.Flush()
+	}
+
+	b.printf("\nIssues that only appear as symptoms: merge them into their root cause's issue, or mute them\n")
+	if len(r.SymptomIssues) == 0 {
+		b.printf("  none\n")
+		return b.err
+	}
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ISSUE\tTITLE\tSERVICES\tTRACES\tEVENTS\tSYMPTOM OF")
+	for _, s := range r.SymptomIssues {
+		var of []string
+		for _, ri := range s.SymptomOf {
+			of = append(of, fmt.Sprintf("%s %q (%d traces)", ri.IssueID, short(ri.Title, 50), ri.Traces))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", s.IssueID, short(s.Title, 60), orDash(strings.Join(s.Services, ",")),
+			s.Traces, s.Events, strings.Join(of, "; "))
+	}
+	tw.Flush()
+	return b.err
+}
+
+// short cuts s to n runes, marking the cut.
+func short(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ") // one line: no tabs or newlines in a cell
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// errWriter keeps the first write error, so the table code stays flat.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }

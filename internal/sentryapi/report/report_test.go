@@ -1,0 +1,153 @@
+package report
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tracedup/tracedup/internal/keys"
+	"github.com/tracedup/tracedup/internal/sentryapi"
+	"github.com/tracedup/tracedup/rootcause"
+)
+
+var t0 = time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)
+
+// cascade is one failed request: gateway -> order -> payment, each service
+// capturing its error, payment's first by the span links but, with skewed
+// clocks, not first by time.
+func cascade(n int) []Event {
+	trace := fmt.Sprintf("%032x", n+1)
+	span := func(s int) string { return fmt.Sprintf("%016x", n*10+s) }
+	at := t0.Add(time.Duration(n) * time.Minute)
+	return []Event{
+		{Error: rootcause.Error{EventID: fmt.Sprintf("g%d", n), TraceID: trace, SpanID: span(1), Service: "gateway",
+			ExceptionType: "*main.DownstreamError", Message: "order: 502", Timestamp: at.Add(30 * time.Millisecond)}, IssueID: "100", Title: "*main.DownstreamError: order: 502"},
+		{Error: rootcause.Error{EventID: fmt.Sprintf("o%d", n), TraceID: trace, SpanID: span(2), ParentSpanID: span(1), Service: "order",
+			ExceptionType: "*main.DownstreamError", Message: "payment: 502", Timestamp: at.Add(10 * time.Millisecond)}, IssueID: "200", Title: "*main.DownstreamError: payment: 502"},
+		{Error: rootcause.Error{EventID: fmt.Sprintf("p%d", n), TraceID: trace, SpanID: span(3), ParentSpanID: span(2), Service: "payment",
+			ExceptionType: "*main.PaymentDeclined", Message: "card declined", Timestamp: at.Add(20 * time.Millisecond)}, IssueID: "300", Title: "*main.PaymentDeclined: card declined"},
+	}
+}
+
+func TestBuildCascades(t *testing.T) {
+	var events []Event
+	for n := range 3 {
+		events = append(events, cascade(n)...)
+	}
+	events = append(events,
+		Event{Error: rootcause.Error{EventID: "x1", Service: "order"}, IssueID: "400"},                              // no trace
+		Event{Error: rootcause.Error{EventID: "s1", TraceID: "ff", Service: "payment"}, IssueID: "300", Title: "x"}, // alone in its trace
+	)
+	r := Build(events, rootcause.Default())
+
+	assert.Equal(t, 11, r.EventsRead)
+	assert.Equal(t, 1, r.EventsWithoutTrace)
+	assert.Equal(t, 4, r.Traces)
+	assert.Equal(t, 3, r.TracesWithDuplicates)
+	assert.Equal(t, 6, r.DuplicateEvents)
+	assert.Zero(t, r.StrategyFailures)
+	assert.Equal(t, rootcause.Describe(rootcause.Default()), r.Strategy)
+
+	require.Len(t, r.Cascades, 3)
+	for _, c := range r.Cascades {
+		assert.Equal(t, "300", c.RootIssue, "trace %s", c.TraceID)
+		assert.Equal(t, "payment", c.Events[c.RootCause].Service)
+		assert.True(t, c.Events[c.RootCause].RootCause)
+		assert.Equal(t, []string{"200", "300", "100"}, c.Issues, "in order of time")
+		assert.Equal(t, []string{"order", "payment", "gateway"}, c.Services)
+	}
+	assert.Equal(t, []SymptomIssue{
+		{IssueID: "100", Title: "*main.DownstreamError: order: 502", Services: []string{"gateway"}, Traces: 3, Events: 3,
+			SymptomOf: []RootIssue{{IssueID: "300", Title: "*main.PaymentDeclined: card declined", Traces: 3}}},
+		{IssueID: "200", Title: "*main.DownstreamError: payment: 502", Services: []string{"order"}, Traces: 3, Events: 3,
+			SymptomOf: []RootIssue{{IssueID: "300", Title: "*main.PaymentDeclined: card declined", Traces: 3}}},
+	}, r.SymptomIssues)
+}
+
+func TestBuildIssueThatIsSometimesRootIsNoSymptom(t *testing.T) {
+	events := cascade(0)
+	// In another trace the order issue fails on its own.
+	events = append(events, Event{Error: rootcause.Error{EventID: "o9", TraceID: "ee", Service: "order", Timestamp: t0}, IssueID: "200"})
+	r := Build(events, nil)
+	require.Len(t, r.SymptomIssues, 1)
+	assert.Equal(t, "100", r.SymptomIssues[0].IssueID)
+}
+
+func TestBuildStrategyFailures(t *testing.T) {
+	for name, s := range map[string]rootcause.Strategy{
+		"panics":       rootcause.StrategyFunc(func([]rootcause.Error) int { panic("broken") }),
+		"out of range": rootcause.StrategyFunc(func(errs []rootcause.Error) int { return len(errs) }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := Build(append(cascade(0), cascade(1)...), s)
+			assert.Equal(t, 2, r.StrategyFailures)
+			require.Len(t, r.Cascades, 2)
+			assert.Equal(t, -1, r.Cascades[0].RootCause)
+			assert.Empty(t, r.SymptomIssues, "no root cause, no symptoms")
+			assert.Equal(t, 4, r.DuplicateEvents)
+		})
+	}
+}
+
+func TestBuildEmpty(t *testing.T) {
+	r := Build(nil, nil)
+	assert.NotNil(t, r.Cascades)
+	assert.NotNil(t, r.SymptomIssues)
+	assert.Equal(t, "0 events, 0 traces, 0 with duplicates, 0 duplicate events, 0 symptom-only issues", r.String())
+}
+
+func TestBuildMissingIssueID(t *testing.T) {
+	events := cascade(0)
+	events[0].IssueID = ""
+	r := Build(events, nil)
+	require.Len(t, r.SymptomIssues, 1)
+	assert.Equal(t, "200", r.SymptomIssues[0].IssueID)
+}
+
+func TestFromAPI(t *testing.T) {
+	at := t0
+	tests := []struct {
+		name string
+		in   sentryapi.Event
+		want Event
+	}{
+		{
+			name: "our tags",
+			in: sentryapi.Event{EventID: "e1", GroupID: "300", Project: "payment", DateCreated: at,
+				Title: "*main.PaymentDeclined: card declined",
+				Tags: []sentryapi.Tag{{Key: keys.TagTraceID, Value: "4BF92F3577B34DA6A3CE929D0E0E4736"}, {Key: keys.TagSpanID, Value: "00f067aa0ba902b7"},
+					{Key: keys.TagServiceName, Value: "payment"}, {Key: keys.SentryTraceTag, Value: "ignored00000000000000000000000000"}},
+				Trace: sentryapi.TraceContext{ParentSpanID: "53995c3f42cd8ad8"}},
+			want: Event{Error: rootcause.Error{EventID: "e1", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7",
+				ParentSpanID: "53995c3f42cd8ad8", Service: "payment", ExceptionType: "*main.PaymentDeclined", Message: "card declined", Timestamp: at},
+				IssueID: "300", Project: "payment", Title: "*main.PaymentDeclined: card declined"},
+		},
+		{
+			name: "sentry's trace tag when ours is absent",
+			in: sentryapi.Event{EventID: "e2", GroupID: "1", Title: "ValueError",
+				Tags: []sentryapi.Tag{{Key: keys.SentryTraceTag, Value: "abc"}}, Trace: sentryapi.TraceContext{SpanID: "s"}},
+			want: Event{Error: rootcause.Error{EventID: "e2", TraceID: "abc", SpanID: "s", ExceptionType: "ValueError", Message: "ValueError"},
+				IssueID: "1", Title: "ValueError"},
+		},
+		{
+			name: "contexts.trace last, exception fields first",
+			in: sentryapi.Event{EventID: "e3", Title: "Outer: shown", Message: "raw", ExceptionType: "*pkg.Outer", ExceptionValue: "value",
+				Trace: sentryapi.TraceContext{TraceID: "tt"}},
+			want: Event{Error: rootcause.Error{EventID: "e3", TraceID: "tt", ExceptionType: "*pkg.Outer", Message: "value"}, Title: "Outer: shown"},
+		},
+		{
+			name: "a sentence is no type",
+			in:   sentryapi.Event{EventID: "e4", Title: "could not reach db: timeout", Message: "could not reach db: timeout"},
+			want: Event{Error: rootcause.Error{EventID: "e4", ExceptionType: "could not reach db: timeout", Message: "could not reach db: timeout"},
+				Title: "could not reach db: timeout"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, FromAPI(tt.in))
+		})
+	}
+}
