@@ -8,28 +8,32 @@ import (
 
 // decision is what is remembered of a decided trace.
 type decision struct {
-	at     time.Time
 	root   rootcause.Error // the event sent, without the event itself
 	failed bool            // the strategy failed and every event was sent
 }
 
-// memory remembers the decisions of at most max traces for ttl, evicting the
-// oldest first. It is guarded by its shard's lock.
-type memory struct {
+// memory remembers a value for each of at most max traces for ttl, evicting
+// the oldest first. It is guarded by its shard's lock.
+type memory[V any] struct {
 	max  int
 	ttl  time.Duration
-	m    map[string]decision
-	ring []string // trace ids in the order they were decided
+	m    map[string]remembered[V]
+	ring []string // trace ids in the order they were put
 	next int
 }
 
-func newMemory(max int, ttl time.Duration) *memory {
-	return &memory{max: max, ttl: ttl, m: make(map[string]decision)}
+type remembered[V any] struct {
+	at time.Time
+	v  V
 }
 
-func (m *memory) put(traceID string, d decision) {
+func newMemory[V any](max int, ttl time.Duration) *memory[V] {
+	return &memory[V]{max: max, ttl: ttl, m: make(map[string]remembered[V])}
+}
+
+func (m *memory[V]) put(traceID string, now time.Time, v V) {
 	if _, ok := m.m[traceID]; ok {
-		m.m[traceID] = d
+		m.m[traceID] = remembered[V]{now, v}
 		return
 	}
 	if len(m.ring) < m.max {
@@ -39,13 +43,14 @@ func (m *memory) put(traceID string, d decision) {
 		m.ring[m.next] = traceID
 		m.next = (m.next + 1) % m.max
 	}
-	m.m[traceID] = d
+	m.m[traceID] = remembered[V]{now, v}
 }
 
-func (m *memory) get(traceID string, now time.Time) (decision, bool) {
-	d, ok := m.m[traceID]
-	if !ok || now.Sub(d.at) > m.ttl {
-		return decision{}, false
+func (m *memory[V]) get(traceID string, now time.Time) (V, bool) {
+	r, ok := m.m[traceID]
+	if !ok || now.Sub(r.at) > m.ttl {
+		var zero V
+		return zero, false
 	}
-	return d, true
+	return r.v, true
 }

@@ -23,6 +23,7 @@ func registerMetrics(t *Transport) metric.Registration {
 	passed := counter("tracedup.dedup.passed_through", "Events sent at once: no trace id, not an error, or after Close.")
 	overflow := counter("tracedup.dedup.overflow", "Events sent at once because a bound was reached.")
 	late := counter("tracedup.dedup.late", "Events that arrived after their trace's report was sent.")
+	cascades := counter("tracedup.dedup.cascades", "Events of a trace whose error a downstream service reported.")
 	failures := counter("tracedup.dedup.strategy_failures", "Traces whose root-cause strategy failed; all their events were sent.")
 	pending, _ := m.Int64ObservableUpDownCounter("tracedup.dedup.pending",
 		metric.WithDescription("Events held, waiting for their trace's window to end."), metric.WithUnit("{event}"))
@@ -36,9 +37,10 @@ func registerMetrics(t *Transport) metric.Registration {
 		o.ObserveInt64(overflow, int64(s.Overflow))
 		o.ObserveInt64(late, int64(s.Late))
 		o.ObserveInt64(failures, int64(s.StrategyFailures))
+		o.ObserveInt64(cascades, int64(s.Cascades))
 		o.ObserveInt64(pending, int64(s.Pending))
 		return nil
-	}, received, emitted, suppressed, passed, overflow, late, failures, pending)
+	}, received, emitted, suppressed, passed, overflow, late, failures, cascades, pending)
 	if err != nil {
 		return nil
 	}

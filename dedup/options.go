@@ -51,6 +51,7 @@ type config struct {
 	maxBurst          int
 	maxListed         int
 	meterProvider     metric.MeterProvider
+	sendCascades      bool
 }
 
 func newConfig(options []Option) config {

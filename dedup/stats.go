@@ -30,6 +30,10 @@ type Stats struct {
 	// StrategyFailures counts traces whose strategy panicked or returned an
 	// index out of range; all their events were sent.
 	StrategyFailures uint64
+	// Cascades counts events of a trace whose error a downstream service
+	// reported (see HeaderReported): suppressed, and in Suppressed, or with
+	// WithSendCascades sent tagged, and in Emitted.
+	Cascades uint64
 	// Traces is the number of traces held now.
 	Traces uint64
 }
@@ -39,6 +43,7 @@ type counts struct {
 	received, emitted, suppressed, pending uint64
 	passedThrough, overflow                uint64
 	late, lateSuppressed, strategyFailures uint64
+	cascades                               uint64
 }
 
 func (c *counts) add(o *counts) {
@@ -51,6 +56,7 @@ func (c *counts) add(o *counts) {
 	c.late += o.late
 	c.lateSuppressed += o.lateSuppressed
 	c.strategyFailures += o.strategyFailures
+	c.cascades += o.cascades
 }
 
 // handed moves n of s's events from pending to emitted.
@@ -84,6 +90,7 @@ func (t *Transport) Stats() Stats {
 		Late:             sum.late,
 		LateSuppressed:   sum.lateSuppressed,
 		StrategyFailures: sum.strategyFailures,
+		Cascades:         sum.cascades,
 		Traces:           uint64(traces),
 	}
 }

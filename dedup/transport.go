@@ -65,7 +65,9 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 	perShard := max(1, t.cfg.maxRemembered/numShards)
 	for i := range t.shards {
 		t.shards[i].traces = make(map[string]*window)
-		t.shards[i].decided = newMemory(perShard, t.cfg.memory)
+		t.shards[i].decided = newMemory[decision](perShard, t.cfg.memory)
+		t.shards[i].reported = newMemory[string](perShard, t.cfg.memory)
+		t.shards[i].live = make(map[string][]*request)
 	}
 	t.emit = newEmitter(next, burst)
 	t.metrics = registerMetrics(t)
@@ -77,9 +79,15 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 type shard struct {
 	mu      sync.Mutex
 	traces  map[string]*window
-	decided *memory
+	decided *memory[decision]
 	n       counts
-	_       [64]byte // keep shards' locks on separate cache lines
+
+	// reported holds, per trace, the id of an event a downstream service
+	// reported (see RoundTripper); live the requests being served (see
+	// Handler).
+	reported *memory[string]
+	live     map[string][]*request
+	_        [64]byte // keep shards' locks on separate cache lines
 }
 
 // window is one trace's events, held until its timer fires or a flush.
@@ -109,7 +117,22 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 		t.passThrough(s, event, &counts{passedThrough: 1})
 		return
 	}
-	if d, ok := s.decided.get(traceID, time.Now()); ok {
+	now := time.Now()
+	downstream, isCascade := s.reported.get(traceID, now)
+	if reqs := s.live[traceID]; len(reqs) > 0 {
+		// Tell this request's caller the event is reported: a cascade
+		// passes on the id of the downstream event it stands behind.
+		id := string(event.EventID)
+		if isCascade {
+			id = downstream
+		}
+		acknowledge(reqs, event, id)
+	}
+	if isCascade {
+		t.cascade(s, event, downstream)
+		return
+	}
+	if d, ok := s.decided.get(traceID, now); ok {
 		s.n.received++
 		s.n.pending++
 		s.n.late++
@@ -197,7 +220,7 @@ func (t *Transport) decide(s *shard, w *window) {
 		if idx, ok = t.pick(errs); !ok {
 			s.mu.Lock()
 			s.n.strategyFailures++
-			s.decided.put(w.traceID, decision{at: time.Now(), failed: true})
+			s.decided.put(w.traceID, time.Now(), decision{failed: true})
 			s.mu.Unlock()
 			t.emit.push(s, w.events, 1)
 			return
@@ -209,7 +232,7 @@ func (t *Transport) decide(s *shard, w *window) {
 	s.mu.Lock()
 	s.n.pending -= uint64(len(errs) - 1)
 	s.n.suppressed += uint64(len(errs) - 1)
-	s.decided.put(w.traceID, decision{at: time.Now(), root: root})
+	s.decided.put(w.traceID, time.Now(), decision{root: root})
 	s.mu.Unlock()
 	t.emit.push(s, w.events[idx:idx+1], 1)
 }

@@ -1,0 +1,222 @@
+package dedup_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/internal/sentrytest"
+	"github.com/tracedup/tracedup/sentryotel"
+)
+
+// downstream is a service whose handler captures an error through a real
+// sentry-go client into its own dedup.Transport, unless capture is false.
+type downstream struct {
+	srv       *httptest.Server
+	transport *dedup.Transport
+	inner     *sentrytest.Transport
+}
+
+func newDownstream(t *testing.T, capture func(r *http.Request) bool, writeFirst bool) *downstream {
+	t.Helper()
+	tp := sentrytest.TracerProvider("payment")
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	d := &downstream{inner: sentrytest.NewTransport()}
+	d.transport = dedup.NewTransport(d.inner)
+	client, err := sentry.NewClient(sentryotel.WrapOptions(sentry.ClientOptions{
+		Transport: d.transport,
+		// The event of a request with this header is sampled out.
+		BeforeSend: func(ev *sentry.Event, hint *sentry.EventHint) *sentry.Event {
+			if hint.Context != nil && hint.Context.Value(dropKey{}) != nil {
+				return nil
+			}
+			return ev
+		},
+	}))
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if writeFirst {
+			w.WriteHeader(http.StatusPaymentRequired)
+		}
+		ctx := r.Context()
+		if r.Header.Get("X-Drop") != "" {
+			ctx = context.WithValue(ctx, dropKey{}, true)
+		}
+		if capture(r) {
+			hub := sentry.NewHub(client, sentry.NewScope())
+			sentryotel.CaptureException(sentry.SetHubOnContext(ctx, hub), errors.New("card declined"))
+		}
+		if !writeFirst {
+			w.WriteHeader(http.StatusPaymentRequired)
+		}
+	})
+	d.srv = httptest.NewServer(otelhttp.NewHandler(d.transport.Handler(h), "payment",
+		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{})))
+	t.Cleanup(d.srv.Close)
+	return d
+}
+
+type dropKey struct{}
+
+// call makes a request from a caller whose Transport is caller, inside a
+// span of a fresh trace, and returns the trace id and the response header.
+func call(t *testing.T, caller *dedup.Transport, url string, header http.Header) (string, http.Header) {
+	t.Helper()
+	tp := sentrytest.TracerProvider("order")
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	ctx, span := tp.Tracer("test").Start(context.Background(), "order")
+	defer span.End()
+	client := &http.Client{Transport: otelhttp.NewTransport(caller.RoundTripper(nil),
+		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{}))}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	return span.SpanContext().TraceID().String(), resp.Header
+}
+
+func callerEvent(traceID string) *sentry.Event {
+	return errEvent(traceID, "00000000000000b2", "00000000000000a1", "order", "*main.ServiceCallFailed")
+}
+
+func TestCrossServiceCascadeIsSuppressed(t *testing.T) {
+	down := newDownstream(t, func(*http.Request) bool { return true }, false)
+	inner := sentrytest.NewTransport()
+	caller := dedup.NewTransport(inner)
+	defer caller.Close()
+	defer down.transport.Close()
+
+	traceID, header := call(t, caller, down.srv.URL, nil)
+	reported := header.Get(dedup.HeaderReported)
+	require.Len(t, reported, 32, "the downstream acknowledges its event")
+
+	caller.SendEvent(callerEvent(traceID))
+	caller.Flush(5 * time.Second)
+	assert.Empty(t, inner.Events(), "the caller's cascade is suppressed")
+	s := caller.Stats()
+	assertInvariant(t, s)
+	assert.Equal(t, dedup.Stats{Received: 1, Suppressed: 1, Cascades: 1}, s)
+
+	down.transport.Flush(5 * time.Second)
+	got := down.inner.Events()
+	require.Len(t, got, 1)
+	assert.Equal(t, reported, string(got[0].EventID), "the id names the downstream event")
+	assert.Equal(t, traceID, got[0].Tags[sentryotel.TagTraceID])
+}
+
+func TestCrossServiceCascadeSentTagged(t *testing.T) {
+	down := newDownstream(t, func(*http.Request) bool { return true }, false)
+	inner := sentrytest.NewTransport()
+	caller := dedup.NewTransport(inner, dedup.WithSendCascades())
+	defer caller.Close()
+	defer down.transport.Close()
+
+	traceID, header := call(t, caller, down.srv.URL, nil)
+	ev := callerEvent(traceID)
+	caller.SendEvent(ev)
+
+	require.Equal(t, []*sentry.Event{ev}, inner.Events(), "sent at once")
+	assert.Equal(t, header.Get(dedup.HeaderReported), ev.Tags[dedup.TagCascadeOf])
+	s := caller.Stats()
+	assert.Equal(t, dedup.Stats{Received: 1, Emitted: 1, Cascades: 1}, s)
+}
+
+func TestCrossServiceNothingLost(t *testing.T) {
+	tests := map[string]struct {
+		capture    bool
+		writeFirst bool
+		header     http.Header
+	}{
+		"downstream captured nothing":     {capture: false},
+		"downstream event sampled out":    {capture: true, header: http.Header{"X-Drop": {"1"}}},
+		"header written before capturing": {capture: true, writeFirst: true},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			down := newDownstream(t, func(*http.Request) bool { return tt.capture }, tt.writeFirst)
+			inner := sentrytest.NewTransport()
+			caller := dedup.NewTransport(inner)
+			defer down.transport.Close()
+
+			traceID, header := call(t, caller, down.srv.URL, tt.header)
+			assert.Empty(t, header.Get(dedup.HeaderReported))
+			caller.SendEvent(callerEvent(traceID))
+			caller.Close()
+			assert.Len(t, inner.Events(), 1, "the caller reports its own error")
+			assert.Zero(t, caller.Stats().Cascades)
+		})
+	}
+}
+
+func TestRoundTripperIgnoresBadHeaders(t *testing.T) {
+	for _, v := range []string{"", "yes", "0af7651916cd43dd8448eb211c80319", "0af7651916cd43dd8448eb211c80319g"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set(dedup.HeaderReported, v)
+		}))
+		inner := sentrytest.NewTransport()
+		caller := dedup.NewTransport(inner)
+		traceID, _ := call(t, caller, srv.URL, nil)
+		caller.SendEvent(callerEvent(traceID))
+		caller.Close()
+		srv.Close()
+		assert.Len(t, inner.Events(), 1, "header %q", v)
+	}
+}
+
+func TestRoundTripperAcceptsParameters(t *testing.T) {
+	const id = "0AF7651916CD43DD8448EB211C80319C"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set(dedup.HeaderReported, id+"; v=2")
+	}))
+	defer srv.Close()
+	inner := sentrytest.NewTransport()
+	caller := dedup.NewTransport(inner, dedup.WithSendCascades())
+	defer caller.Close()
+	traceID, _ := call(t, caller, srv.URL, nil)
+	ev := callerEvent(traceID)
+	caller.SendEvent(ev)
+	assert.Equal(t, "0af7651916cd43dd8448eb211c80319c", ev.Tags[dedup.TagCascadeOf])
+}
+
+func TestHandlerWithoutSpanPassesThrough(t *testing.T) {
+	tr := dedup.NewTransport(sentrytest.NewTransport())
+	defer tr.Close()
+	called := false
+	h := tr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		called = true
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.True(t, called)
+	assert.Equal(t, http.StatusTeapot, rec.Code)
+	assert.Empty(t, rec.Header().Get(dedup.HeaderReported))
+
+	// With a span but no event: no header, and Write alone still works.
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}})
+	h = tr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+		http.NewResponseController(w).Flush()
+	}))
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(trace.ContextWithSpanContext(context.Background(), sc)))
+	assert.Equal(t, "ok", rec.Body.String())
+	assert.True(t, rec.Flushed)
+	assert.Empty(t, rec.Header().Get(dedup.HeaderReported))
+}
