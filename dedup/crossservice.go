@@ -30,6 +30,11 @@ import (
 //
 // Only call services you run through the RoundTripper: the header lets a
 // downstream service silence its caller's errors for a trace.
+//
+// gRPC is not covered yet: a gRPC call carries no such header, so its caller
+// reports its errors as usual and nothing is lost. Interceptors that carry
+// the same value in the response metadata key "tracedup-reported" are the
+// intended next step.
 const HeaderReported = "Tracedup-Reported"
 
 // TagCascadeOf is set, with WithSendCascades, on an event sent as a cascade:
