@@ -1,0 +1,343 @@
+// Command cascade is tracedup's main demo: one declined card, three services,
+// and how many Sentry events and issues that makes with and without tracedup.
+//
+// A gateway calls an order service, which calls a payment service: three
+// HTTP servers on loopback, each with its own OpenTelemetry tracer provider
+// (its own service.name) and its own Sentry client, with the W3C trace
+// context propagated between them by otelhttp. When payment declines a card
+// it reports *main.PaymentDeclined and answers 402; order, seeing that,
+// reports *main.ServiceCallFailed and answers 502; the gateway reports
+// *main.DownstreamError. One failed request, three reports.
+//
+// The baseline runs tracedup's hook alone (sentryotel.WrapOptions with its
+// default trace-id fingerprint). The tracedup run adds a dedup.Transport to
+// each client and the cross-service protocol: payment's response tells order,
+// in the Tracedup-Reported header, that it reported the error, so order's
+// error is a cascade and is suppressed; order tells the gateway the same.
+// Sentry receives one event per failed request: the payment error.
+//
+//	go run ./examples/cascade                           # both side by side, embedded fake Sentry
+//	go run ./examples/cascade -requests 1000 -fail 0.3  # the README's table
+//	go run ./examples/cascade -mode tracedup -dsn "$DSN"  # send to your Sentry project
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/internal/fakesentry"
+)
+
+const (
+	// requestTimeout bounds one request between services, and the driver's.
+	requestTimeout = 10 * time.Second
+	// flushTimeout bounds the final flush of the Sentry clients.
+	flushTimeout = 30 * time.Second
+	// defaultWindow is the demo's dedup window; see the -window flag.
+	defaultWindow = 200 * time.Millisecond
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the command line's.
+type options struct {
+	requests     int
+	fail         float64
+	dsn          string
+	modes        []mode
+	seed         uint64
+	window       time.Duration
+	sendCascades bool
+	monolith     bool
+	noAck        map[string]bool
+	workers      int
+	verbose      bool
+}
+
+// run is the whole program, so that a test can run it; it returns the exit
+// code: 0, 1 on an error, 2 for bad arguments.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "cascade:", err)
+		}
+		return 2
+	}
+	cols, real, err := demo(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "cascade:", err)
+		return 1
+	}
+	printTable(stdout, cols, real)
+	if o.verbose {
+		printDetails(stdout, cols)
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	flags := flag.NewFlagSet("cascade", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.IntVar(&o.requests, "requests", 100, "number of checkout requests to send to the gateway")
+	flags.Float64Var(&o.fail, "fail", 0.3, "fraction of requests whose card payment declines (0..1)")
+	flags.StringVar(&o.dsn, "dsn", "", "Sentry DSN to send to (default: an embedded Sentry-protocol endpoint on loopback)")
+	modeFlag := flags.String("mode", "both", "both, baseline or tracedup")
+	flags.Uint64Var(&o.seed, "seed", 1, "seed that picks which requests fail: the same seed, the same run")
+	flags.DurationVar(&o.window, "window", defaultWindow,
+		"dedup window: how long a trace's events are held before its root cause is sent.\n"+
+			"On loopback a cascade unwinds in milliseconds, so 200ms is ample and root causes\n"+
+			"reach Sentry during the run; in production keep dedup's default (5s), which allows\n"+
+			"for slow calls and timeouts")
+	flags.BoolVar(&o.sendCascades, "send-cascades", false, "send cascades tagged dedup.cascade_of instead of suppressing them")
+	flags.BoolVar(&o.monolith, "monolith", false, "run the three services on one Sentry client with one plain dedup transport\n(a modular monolith: no cross-service protocol needed)")
+	noAck := flags.String("no-ack", "", "comma-separated services whose server does not answer with the Tracedup-Reported\nheader, as a service not upgraded yet: their callers then report too")
+	flags.IntVar(&o.workers, "workers", 8, "requests in flight at once")
+	flags.BoolVar(&o.verbose, "v", false, "also print each service's dedup stats and the issues")
+	if err := flags.Parse(args); err != nil {
+		return o, err
+	}
+	if flags.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", flags.Args())
+	}
+	switch *modeFlag {
+	case "both":
+		o.modes = []mode{baseline, tracedup}
+	case string(baseline), string(tracedup):
+		o.modes = []mode{mode(*modeFlag)}
+	default:
+		return o, fmt.Errorf("-mode %q: want both, baseline or tracedup", *modeFlag)
+	}
+	switch {
+	case o.requests < 0:
+		return o, fmt.Errorf("-requests %d: want 0 or more", o.requests)
+	case !(o.fail >= 0 && o.fail <= 1):
+		return o, fmt.Errorf("-fail %v: want a fraction from 0 to 1", o.fail)
+	case o.window <= 0:
+		return o, fmt.Errorf("-window %s: want a positive duration", o.window)
+	case o.workers < 1:
+		return o, fmt.Errorf("-workers %d: want 1 or more", o.workers)
+	}
+	o.noAck = map[string]bool{}
+	for name := range strings.SplitSeq(*noAck, ",") {
+		switch name = strings.TrimSpace(name); name {
+		case "":
+		case gateway, order, payment:
+			o.noAck[name] = true
+		default:
+			return o, fmt.Errorf("-no-ack: unknown service %q (want gateway, order or payment)", name)
+		}
+	}
+	return o, nil
+}
+
+// demo runs each mode in turn and returns a column of the table per mode,
+// and whether events went to a real Sentry, which cannot be read back.
+func demo(ctx context.Context, o options, stderr io.Writer) ([]column, bool, error) {
+	// Without a DSN, send to a Sentry-protocol endpoint in this process, so
+	// that nobody needs a Sentry account, and each mode to a project of its
+	// own, so that the two columns count their own events.
+	var fake *fakesentry.Server
+	if o.dsn == "" {
+		var err error
+		if fake, err = fakesentry.New(); err != nil {
+			return nil, false, err
+		}
+		defer fake.Close()
+	}
+	load := plan(o.requests, o.fail, o.seed)
+	var cols []column
+	for i, m := range o.modes {
+		topo := topology{
+			mode: m, dsn: o.dsn, window: o.window, sendCascades: o.sendCascades,
+			monolith: o.monolith, noAck: o.noAck,
+		}
+		project := fmt.Sprint(i + 1)
+		if fake != nil {
+			topo.dsn = fake.ProjectDSN(project)
+		}
+		var progress io.Writer
+		if o.requests >= 500 || o.verbose {
+			progress = stderr
+		}
+		res, err := simulate(ctx, topo, load, o.workers, progress)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", m, err)
+		}
+		col := res.column()
+		if fake != nil {
+			var events []fakesentry.Event
+			for _, ev := range fake.Events() {
+				if ev.Project == project {
+					events = append(events, ev)
+				}
+			}
+			col.receive(events)
+		}
+		cols = append(cols, col)
+	}
+	return cols, fake == nil, nil
+}
+
+// plan returns the load: n checkouts, of which round(n*fail) pay with the
+// declined card. Which ones is drawn from seed, so a run is repeatable and
+// the failures are spread over the run rather than bunched at its start.
+func plan(n int, fail float64, seed uint64) []checkout {
+	load := make([]checkout, n)
+	for i := range load {
+		load[i] = checkout{Order: i + 1, Card: cardOK}
+	}
+	failing := int(math.Round(float64(n) * fail))
+	rng := rand.New(rand.NewPCG(seed, 0x7ace_d0b5))
+	for _, i := range rng.Perm(n)[:failing] {
+		load[i].Card = cardDeclined
+	}
+	return load
+}
+
+// result is what one run of a topology did, read from the client side.
+type result struct {
+	mode     mode
+	requests int
+	failed   int // requests the gateway answered with an error
+	// captured is per Sentry client: events handed to its transport.
+	captured map[string]uint64
+	// stats is per Sentry client, in tracedup mode.
+	stats map[string]dedup.Stats
+	order []string // the clients' names, from the edge inwards
+}
+
+// simulate deploys topo, sends the load to its gateway from workers
+// goroutines, flushes every Sentry client and shuts everything down. Progress
+// goes to progress, if not nil, every 10% of the load.
+func simulate(ctx context.Context, topo topology, load []checkout, workers int, progress io.Writer) (*result, error) {
+	d, err := deploy(topo)
+	if err != nil {
+		return nil, err
+	}
+	defer d.shutdown(context.Background())
+
+	failed, err := drive(ctx, d.gatewayURL(), load, workers, func(done int) {
+		if progress != nil && len(load) >= 10 && done%(len(load)/10) == 0 {
+			fmt.Fprintf(progress, "%s: %d/%d requests\n", topo.mode, done, len(load))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	flushCtx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	if !d.flush(flushCtx) {
+		return nil, errors.New("timed out sending the events to Sentry")
+	}
+	res := &result{
+		mode:     topo.mode,
+		requests: len(load),
+		failed:   failed,
+		captured: map[string]uint64{},
+		stats:    map[string]dedup.Stats{},
+	}
+	for _, r := range slices.Backward(d.reporters) {
+		res.order = append(res.order, r.name)
+		res.captured[r.name] = r.captured.Load()
+		if r.dedup != nil {
+			res.stats[r.name] = r.dedup.Stats()
+		}
+	}
+	return res, nil
+}
+
+// drive posts every checkout of load to url, workers at a time, and returns
+// how many the gateway declined with 502. done is called after each request
+// with the number done so far, one call at a time.
+func drive(ctx context.Context, url string, load []checkout, workers int, done func(int)) (failed int, err error) {
+	// The load generator is a plain HTTP client, like a browser: it has no
+	// tracer, so the gateway's span is the root of each trace.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = workers
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: requestTimeout}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan checkout)
+	var (
+		mu       sync.Mutex
+		finished int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for c := range jobs {
+				status, err := post(ctx, client, url, c)
+				mu.Lock()
+				switch {
+				case err != nil:
+					if firstErr == nil {
+						firstErr = fmt.Errorf("order %d: %w", c.Order, err)
+						cancel()
+					}
+				case status == http.StatusBadGateway:
+					failed++
+				case status != http.StatusOK && firstErr == nil:
+					firstErr = fmt.Errorf("order %d: %w %d", c.Order, errUnexpectedStatus, status)
+					cancel()
+				}
+				finished++
+				done(finished)
+				mu.Unlock()
+			}
+		})
+	}
+feed:
+	for _, c := range load {
+		select {
+		case jobs <- c:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return failed, firstErr
+}
+
+func post(ctx context.Context, client *http.Client, url string, c checkout) (int, error) {
+	body := fmt.Appendf(nil, `{"order":%d,"card":%q}`, c.Order, c.Card)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
