@@ -22,10 +22,11 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 // WithoutTraceFingerprint leaves the event's fingerprint as it is. By default
-// the hook adds the trace id to it, so that with the hook alone Sentry groups
-// one trace's cascade into one issue. The price is one issue per failing
-// request: a recurring root cause no longer accumulates in one issue. With the
-// deduplicator (package dedup) only one event per trace is sent anyway, so
+// the hook appends the trace id to it, after {{ default }} or the event's own
+// fingerprint. Sentry then keeps its grouping and splits it by trace: every
+// error of every failing request opens an issue of its own, and a recurring
+// root cause no longer accumulates in one issue (nor fires one alert). With
+// the deduplicator (package dedup) only one event per trace is sent anyway:
 // use this option there and keep Sentry's own grouping.
 func WithoutTraceFingerprint() Option {
 	return optionFunc(func(c *config) { c.traceFingerprint = false })
