@@ -16,9 +16,16 @@
 // error is a cascade and is suppressed; order tells the gateway the same.
 // Sentry receives one event per failed request: the payment error.
 //
-//	go run ./examples/cascade                           # both side by side, embedded fake Sentry
-//	go run ./examples/cascade -requests 1000 -fail 0.3  # the README's table
+//	go run ./examples/cascade                             # both side by side, embedded fake Sentry
+//	go run ./examples/cascade -requests 1000 -fail 0.3    # the README's table
+//	go run ./examples/cascade -no-ack payment             # payment not upgraded: order reports too
+//	go run ./examples/cascade -monolith -mode tracedup    # one process, one client, plain dedup
+//	go run ./examples/cascade -send-cascades -v           # cascades sent, tagged dedup.cascade_of
 //	go run ./examples/cascade -mode tracedup -dsn "$DSN"  # send to your Sentry project
+//
+// The run is deterministic in its counts: -seed picks which requests fail,
+// and every count in the table follows from that. Progress goes to stderr
+// for runs of 500 requests or more, or with -v.
 package main
 
 import (
@@ -51,6 +58,9 @@ const (
 	defaultWindow = 200 * time.Millisecond
 )
 
+// errUnexpectedStatus reports an answer the demo's services never give.
+var errUnexpectedStatus = errors.New("unexpected status")
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -78,17 +88,18 @@ type options struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "cascade:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
 		}
+		fmt.Fprintln(stderr, "cascade:", err)
 		return 2
 	}
-	cols, real, err := demo(ctx, o, stderr)
+	cols, remote, err := demo(ctx, o, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "cascade:", err)
 		return 1
 	}
-	printTable(stdout, cols, real)
+	printTable(stdout, cols, remote)
 	if o.verbose {
 		printDetails(stdout, cols)
 	}
@@ -99,6 +110,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	flags := flag.NewFlagSet("cascade", flag.ContinueOnError)
 	flags.SetOutput(stderr)
+	flags.Usage = func() {
+		fmt.Fprint(stderr, "Usage: cascade [flags]\n\n"+
+			"Sends checkout requests through gateway -> order -> payment, where payment declines\n"+
+			"a fraction of the cards, and prints what Sentry receives without and with tracedup.\n\n")
+		flags.PrintDefaults()
+	}
 	flags.IntVar(&o.requests, "requests", 100, "number of checkout requests to send to the gateway")
 	flags.Float64Var(&o.fail, "fail", 0.3, "fraction of requests whose card payment declines (0..1)")
 	flags.StringVar(&o.dsn, "dsn", "", "Sentry DSN to send to (default: an embedded Sentry-protocol endpoint on loopback)")

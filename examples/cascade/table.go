@@ -50,9 +50,6 @@ func (r *result) column() column {
 			sum.Suppressed += s.Suppressed
 			sum.Pending += s.Pending
 			sum.Cascades += s.Cascades
-			sum.Late += s.Late
-			sum.PassedThrough += s.PassedThrough
-			sum.Overflow += s.Overflow
 		}
 		c.dedup = &sum
 		c.perStats = r.stats
@@ -113,7 +110,7 @@ func issueOf(ev *sentry.Event) string {
 }
 
 // printTable prints one column per mode.
-func printTable(w io.Writer, cols []column, real bool) {
+func printTable(w io.Writer, cols []column, remote bool) {
 	row := func(label string, cell func(c column) string) {
 		fmt.Fprintf(w, "%-34s", label)
 		for _, c := range cols {
@@ -146,13 +143,16 @@ func printTable(w io.Writer, cols []column, real bool) {
 	row("issues they would open", unknown(func(c column) string { return fmt.Sprint(len(c.issues)) }))
 	row("root causes named correctly", unknown(func(c column) string { return fmt.Sprintf("%d/%d", c.rootCauses, c.failed) }))
 	row("events that are cascades (noise)", unknown(func(c column) string { return fmt.Sprint(c.noise) }))
-	row("cascades suppressed", withDedup(func(s *dedup.Stats) string { return fmt.Sprint(s.Cascades) }))
+	row("cascades suppressed", withDedup(func(s *dedup.Stats) string { return fmt.Sprint(s.Suppressed) }))
+	// Cascades that a caller knew of from its downstream's Tracedup-Reported
+	// header: suppressed, or sent tagged with -send-cascades.
+	row("cascades known from the header", withDedup(func(s *dedup.Stats) string { return fmt.Sprint(s.Cascades) }))
 	row("dedup received/emitted/suppressed", withDedup(func(s *dedup.Stats) string {
 		return fmt.Sprintf("%d/%d/%d", s.Received, s.Emitted, s.Suppressed)
 	}))
 
 	fmt.Fprintln(w)
-	if real {
+	if remote {
 		fmt.Fprintln(w, "Events went to your Sentry, which this program cannot read back: the rows")
 		fmt.Fprintln(w, "after \"events sent to Sentry\" need the embedded endpoint (run without -dsn).")
 		return
