@@ -1,0 +1,101 @@
+package dedup_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+
+	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/internal/sentrytest"
+	"github.com/tracedup/tracedup/rootcause"
+	"github.com/tracedup/tracedup/sentryotel"
+)
+
+func ExampleNewTransport() {
+	inner := sentrytest.NewTransport() // in real code: sentry.NewHTTPTransport(), or nil for it
+	tr := dedup.NewTransport(inner)
+	defer tr.Close()
+
+	// One request's errors as sentryotel stamps them, in the order they are
+	// captured: payment declines the card, so order's call to payment fails,
+	// so gateway's call to order fails. All three carry the same trace id.
+	for _, ev := range cascade(traceA) {
+		tr.SendEvent(ev)
+	}
+	// The trace's window would end 5 s after its first event; Flush, as
+	// sentry.Flush does at shutdown, ends it now.
+	tr.Flush(time.Second)
+
+	sent := inner.Events()
+	fmt.Println("events sent:", len(sent))
+	root := sent[0]
+	fmt.Println("service:", root.Tags[sentryotel.TagServiceName])
+	fmt.Println("exception:", root.Exception[0].Type)
+	fmt.Println(dedup.TagSuppressed+":", root.Tags[dedup.TagSuppressed])
+	report := root.Contexts[dedup.ContextKey]
+	for _, e := range report["events"].([]map[string]string) {
+		fmt.Println("stands for:", e["service"], e["exception_type"])
+	}
+	fmt.Println("strategy:", report["strategy"])
+	// Output:
+	// events sent: 1
+	// service: payment
+	// exception: *main.PaymentDeclined
+	// dedup.suppressed: 2
+	// stands for: order *main.ServiceCallFailed
+	// stands for: gateway *main.DownstreamError
+	// strategy: Deepest{tie:Earliest}
+}
+
+func ExampleWithStrategy() {
+	// Blame the payment service whenever it reported an error, since every
+	// other service calls it; otherwise let the default decide.
+	preferPayment := rootcause.StrategyFunc(func(errs []rootcause.Error) int {
+		for i, e := range errs {
+			if e.Service == "payment" {
+				return i
+			}
+		}
+		return rootcause.Default().RootCause(errs)
+	})
+
+	inner := sentrytest.NewTransport()
+	tr := dedup.NewTransport(inner, dedup.WithStrategy(preferPayment))
+	defer tr.Close()
+
+	// The cascade arrives gateway first, order, then payment.
+	events := cascade(traceA)
+	for i := range events {
+		tr.SendEvent(events[len(events)-1-i])
+	}
+	tr.Flush(time.Second)
+
+	root := inner.Events()[0]
+	fmt.Println("root cause:", root.Tags[sentryotel.TagServiceName], root.Exception[0].Value)
+	fmt.Println("strategy:", root.Contexts[dedup.ContextKey]["strategy"])
+	// Output:
+	// root cause: payment payment failed
+	// strategy: rootcause.StrategyFunc
+}
+
+func ExampleTransport_Stats() {
+	tr := dedup.NewTransport(sentrytest.NewTransport())
+	defer tr.Close()
+
+	for _, ev := range cascade(traceA) {
+		tr.SendEvent(ev)
+	}
+	tr.SendEvent(sentry.NewEvent()) // no trace id: sent at once
+
+	s := tr.Stats()
+	fmt.Printf("received %d = emitted %d + suppressed %d + pending %d; %d trace held\n",
+		s.Received, s.Emitted, s.Suppressed, s.Pending, s.Traces)
+	tr.Flush(time.Second)
+	s = tr.Stats()
+	fmt.Printf("received %d = emitted %d + suppressed %d + pending %d; %d passed through\n",
+		s.Received, s.Emitted, s.Suppressed, s.Pending, s.PassedThrough)
+	// Output:
+	// received 4 = emitted 1 + suppressed 0 + pending 3; 1 trace held
+	// received 4 = emitted 2 + suppressed 2 + pending 0; 1 passed through
+}
