@@ -31,6 +31,8 @@ func newMemory[V any](max int, ttl time.Duration) *memory[V] {
 	return &memory[V]{max: max, ttl: ttl, m: make(map[string]remembered[V])}
 }
 
+// put remembers v for traceID from now. A trace put again keeps its place in
+// the eviction order: it is evicted by when it was first put.
 func (m *memory[V]) put(traceID string, now time.Time, v V) {
 	if _, ok := m.m[traceID]; ok {
 		m.m[traceID] = remembered[V]{now, v}

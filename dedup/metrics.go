@@ -2,7 +2,9 @@ package dedup
 
 import (
 	"context"
+	"errors"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -10,11 +12,18 @@ const meterName = "github.com/tracedup/tracedup/dedup"
 
 // registerMetrics exposes t's Stats as asynchronous OTel instruments, read
 // at collection time: the hot path pays nothing for them. It returns nil if
-// the meter refuses the instruments.
+// the meter refuses the instruments; errors go to the OTel error handler.
 func registerMetrics(t *Transport) metric.Registration {
 	m := t.cfg.meterProvider.Meter(meterName)
+	var errs []error
 	counter := func(name, desc string) metric.Int64ObservableCounter {
-		c, _ := m.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit("{event}"))
+		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit("{event}"))
+		errs = append(errs, err)
+		return c
+	}
+	gauge := func(name, desc, unit string) metric.Int64ObservableUpDownCounter {
+		c, err := m.Int64ObservableUpDownCounter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		errs = append(errs, err)
 		return c
 	}
 	received := counter("tracedup.dedup.received", "Events given to the deduplicator.")
@@ -23,10 +32,14 @@ func registerMetrics(t *Transport) metric.Registration {
 	passed := counter("tracedup.dedup.passed_through", "Events sent at once: no trace id, not an error, or after Close.")
 	overflow := counter("tracedup.dedup.overflow", "Events sent at once because a bound was reached.")
 	late := counter("tracedup.dedup.late", "Events that arrived after their trace's report was sent.")
+	lateSuppressed := counter("tracedup.dedup.late_suppressed", "Late events suppressed as cascades of the report already sent.")
 	cascades := counter("tracedup.dedup.cascades", "Events of a trace whose error a downstream service reported.")
 	failures := counter("tracedup.dedup.strategy_failures", "Traces whose root-cause strategy failed; all their events were sent.")
-	pending, _ := m.Int64ObservableUpDownCounter("tracedup.dedup.pending",
-		metric.WithDescription("Events held, waiting for their trace's window to end."), metric.WithUnit("{event}"))
+	pending := gauge("tracedup.dedup.pending", "Events held, or decided and not yet handed to the inner transport.", "{event}")
+	traces := gauge("tracedup.dedup.traces", "Traces whose window is open.", "{trace}")
+	if err := errors.Join(errs...); err != nil {
+		otel.Handle(err)
+	}
 
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s := t.Stats()
@@ -38,10 +51,13 @@ func registerMetrics(t *Transport) metric.Registration {
 		o.ObserveInt64(late, int64(s.Late))
 		o.ObserveInt64(failures, int64(s.StrategyFailures))
 		o.ObserveInt64(cascades, int64(s.Cascades))
+		o.ObserveInt64(lateSuppressed, int64(s.LateSuppressed))
 		o.ObserveInt64(pending, int64(s.Pending))
+		o.ObserveInt64(traces, int64(s.Traces))
 		return nil
-	}, received, emitted, suppressed, passed, overflow, late, failures, cascades, pending)
+	}, received, emitted, suppressed, passed, overflow, late, lateSuppressed, failures, cascades, pending, traces)
 	if err != nil {
+		otel.Handle(err)
 		return nil
 	}
 	return reg

@@ -2,8 +2,6 @@ package dedup_test
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,9 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/embedded"
-	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/internal/sentrytest"
@@ -23,8 +20,7 @@ import (
 // meterName is the instrumentation scope of the Transport's metrics.
 const meterName = "github.com/tracedup/tracedup/dedup"
 
-// metricsOf returns what each of the Transport's metrics must read when its
-// Stats are s, by metric name.
+// metricsOf returns the Stats each metric must equal, by metric name.
 func metricsOf(s dedup.Stats) map[string]int64 {
 	return map[string]int64{
 		"tracedup.dedup.received":          int64(s.Received),
@@ -36,12 +32,39 @@ func metricsOf(s dedup.Stats) map[string]int64 {
 		"tracedup.dedup.late":              int64(s.Late),
 		"tracedup.dedup.strategy_failures": int64(s.StrategyFailures),
 		"tracedup.dedup.cascades":          int64(s.Cascades),
+		"tracedup.dedup.late_suppressed":   int64(s.LateSuppressed),
+		"tracedup.dedup.traces":            int64(s.Traces),
 	}
+}
+
+// collect reads the dedup metrics from r, by name.
+func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != meterName {
+			continue
+		}
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			require.True(t, ok, "%s: want an int64 sum, got %T", m.Name, m.Data)
+			gauge := m.Name == "tracedup.dedup.pending" || m.Name == "tracedup.dedup.traces"
+			assert.Equal(t, !gauge, sum.IsMonotonic, "%s: monotonic", m.Name)
+			for _, dp := range sum.DataPoints {
+				got[m.Name] += dp.Value
+			}
+		}
+	}
+	return got
 }
 
 func TestMetricsEqualStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mp := newMeterRecorder()
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
 		inner := sentrytest.NewTransport()
 		tr := dedup.NewTransport(inner, dedup.WithMeterProvider(mp), dedup.WithMaxEventsPerTrace(3))
 		defer tr.Close()
@@ -53,7 +76,7 @@ func TestMetricsEqualStats(t *testing.T) {
 		tr.SendEvent(sentry.NewEvent()) // no trace id: passed through
 		time.Sleep(dedup.DefaultWindow)
 		synctest.Wait() // A is decided: one report, two suppressed
-		// The gateway fails again after A's report: a late cascade of it.
+		// The gateway's error again, after A's report: a late cascade.
 		tr.SendEvent(errEvent(traceA, "00000000000000a1", "", "gateway", "*main.Timeout"))
 		for _, ev := range b {
 			tr.SendEvent(ev)
@@ -67,170 +90,32 @@ func TestMetricsEqualStats(t *testing.T) {
 			Received: 9, Emitted: 3, Suppressed: 3, Pending: 3,
 			PassedThrough: 1, Overflow: 1, Late: 1, LateSuppressed: 1, Traces: 1,
 		}, s)
-		assert.Equal(t, metricsOf(s), mp.collect(t), "metrics while B is held")
+		assert.Equal(t, metricsOf(s), collect(t, reader), "metrics while B is held")
 
 		require.True(t, tr.Flush(time.Second))
 		s = tr.Stats()
-		require.Zero(t, s.Pending)
-		assert.Equal(t, metricsOf(s), mp.collect(t), "metrics after Flush")
+		require.Equal(t, uint64(0), s.Pending)
+		assert.Equal(t, metricsOf(s), collect(t, reader), "metrics after Flush")
 
 		tr.Close()
-		assert.Empty(t, mp.collect(t), "Close unregisters the callback")
+		assert.Empty(t, collect(t, reader), "Close unregisters the callback")
 	})
 }
 
 func TestMetricsUseGlobalProviderByDefault(t *testing.T) {
-	mp := newMeterRecorder()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	prev := otel.GetMeterProvider()
 	otel.SetMeterProvider(mp)
 	t.Cleanup(func() {
 		otel.SetMeterProvider(prev)
-		// The default global provider now delegates to mp for good; make
-		// mp hand out no-op meters from here on, as a shut-down SDK does.
-		mp.shutdown()
+		require.NoError(t, mp.Shutdown(context.Background()))
 	})
 
 	tr := dedup.NewTransport(sentrytest.NewTransport())
 	tr.SendEvent(sentry.NewEvent())
-	assert.Equal(t, metricsOf(dedup.Stats{Received: 1, Emitted: 1, PassedThrough: 1}), mp.collect(t))
+	want := metricsOf(dedup.Stats{Received: 1, Emitted: 1, PassedThrough: 1})
+	assert.Equal(t, want, collect(t, reader))
 	tr.Close()
-	assert.Empty(t, mp.collect(t), "Close unregisters the callback")
-}
-
-// meterRecorder is a metric.MeterProvider that keeps the callbacks
-// registered with its meters and runs them on collect, as an SDK reader
-// does. Like the SDK, it refuses observations of instruments that were not
-// named when their callback was registered, and it adds up what several
-// callbacks observe for one instrument.
-//
-// It stands in for go.opentelemetry.io/otel/sdk/metric's ManualReader, which
-// go.mod does not require.
-type meterRecorder struct {
-	embedded.MeterProvider
-
-	mu        sync.Mutex
-	callbacks map[*registration]struct{}
-	stopped   bool
-}
-
-func newMeterRecorder() *meterRecorder {
-	return &meterRecorder{callbacks: make(map[*registration]struct{})}
-}
-
-func (p *meterRecorder) Meter(name string, _ ...metric.MeterOption) metric.Meter {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopped {
-		return noop.Meter{}
-	}
-	return &recordingMeter{p: p, scope: name}
-}
-
-func (p *meterRecorder) shutdown() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.stopped = true
-	clear(p.callbacks)
-}
-
-// collect runs the registered callbacks and returns what they observed in
-// the dedup scope, by metric name. Callbacks run without p.mu held.
-func (p *meterRecorder) collect(t *testing.T) map[string]int64 {
-	t.Helper()
-	p.mu.Lock()
-	regs := make([]*registration, 0, len(p.callbacks))
-	for r := range p.callbacks {
-		regs = append(regs, r)
-	}
-	p.mu.Unlock()
-
-	got := map[string]int64{}
-	for _, r := range regs {
-		if r.scope != meterName {
-			continue
-		}
-		o := &observer{registered: r.instruments, got: got}
-		require.NoError(t, r.callback(context.Background(), o))
-		require.NoError(t, o.err)
-	}
-	return got
-}
-
-type recordingMeter struct {
-	noop.Meter // the instruments the Transport does not use
-	p          *meterRecorder
-	scope      string
-}
-
-func (m *recordingMeter) Int64ObservableCounter(name string, _ ...metric.Int64ObservableCounterOption) (metric.Int64ObservableCounter, error) {
-	return &counter{name: name}, nil
-}
-
-func (m *recordingMeter) Int64ObservableUpDownCounter(name string, _ ...metric.Int64ObservableUpDownCounterOption) (metric.Int64ObservableUpDownCounter, error) {
-	return &upDownCounter{name: name}, nil
-}
-
-func (m *recordingMeter) RegisterCallback(f metric.Callback, instruments ...metric.Observable) (metric.Registration, error) {
-	r := &registration{p: m.p, scope: m.scope, callback: f, instruments: make(map[metric.Observable]bool)}
-	for _, inst := range instruments {
-		r.instruments[inst] = true
-	}
-	m.p.mu.Lock()
-	defer m.p.mu.Unlock()
-	m.p.callbacks[r] = struct{}{}
-	return r, nil
-}
-
-type counter struct {
-	noop.Int64ObservableCounter
-	name string
-}
-
-type upDownCounter struct {
-	noop.Int64ObservableUpDownCounter
-	name string
-}
-
-type registration struct {
-	embedded.Registration
-	p           *meterRecorder
-	scope       string
-	callback    metric.Callback
-	instruments map[metric.Observable]bool
-}
-
-func (r *registration) Unregister() error {
-	r.p.mu.Lock()
-	defer r.p.mu.Unlock()
-	delete(r.p.callbacks, r)
-	return nil
-}
-
-type observer struct {
-	embedded.Observer
-	registered map[metric.Observable]bool
-	got        map[string]int64
-	err        error
-}
-
-func (o *observer) ObserveFloat64(inst metric.Float64Observable, _ float64, _ ...metric.ObserveOption) {
-	o.err = fmt.Errorf("unexpected float64 observation of %v", inst)
-}
-
-func (o *observer) ObserveInt64(inst metric.Int64Observable, v int64, _ ...metric.ObserveOption) {
-	if !o.registered[inst] {
-		o.err = fmt.Errorf("observed %v, which was not registered with the callback", inst)
-		return
-	}
-	switch inst := inst.(type) {
-	case *counter:
-		if v < 0 {
-			o.err = fmt.Errorf("counter %s observed %d", inst.name, v)
-		}
-		o.got[inst.name] += v
-	case *upDownCounter:
-		o.got[inst.name] += v
-	default:
-		o.err = fmt.Errorf("observed %T, not an instrument of this meter", inst)
-	}
+	assert.Empty(t, collect(t, reader))
 }

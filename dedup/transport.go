@@ -39,7 +39,8 @@ type Transport struct {
 	shards [numShards]shard
 	emit   *emitter
 
-	traces atomic.Int64 // traces held, across shards
+	traces atomic.Int64  // traces held, across shards
+	spread atomic.Uint32 // spreads events without a trace over the shards
 	closed atomic.Bool
 	// timers counts window timers that were started and neither stopped nor
 	// finished; Close waits for it, so no timer goroutine outlives Close.
@@ -107,17 +108,17 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	}
 	traceID := traceOf(event)
 	if event.Type != "" || traceID == "" {
-		t.passThrough(t.shardFor(string(event.EventID)), event, &counts{passedThrough: 1})
+		t.passThrough(&t.shards[t.spread.Add(1)%numShards], event, &counts{passedThrough: 1})
 		return
 	}
 	s := t.shardFor(traceID)
+	now := time.Now() // before the lock: it is a good part of SendEvent's cost
 	s.mu.Lock()
 	if t.closed.Load() {
 		s.mu.Unlock()
 		t.passThrough(s, event, &counts{passedThrough: 1})
 		return
 	}
-	now := time.Now()
 	downstream, isCascade := s.reported.get(traceID, now)
 	if reqs := s.live[traceID]; len(reqs) > 0 {
 		// Tell this request's caller the event is reported: a cascade
