@@ -175,7 +175,7 @@ func printTable(w io.Writer, cols []column, remote bool) {
 			fmt.Fprintln(w, "The baseline's fingerprint is [\"{{ default }}\", trace id]: Sentry splits each")
 			fmt.Fprintln(w, "default group by trace, so every error of every failed request opens an issue.")
 			fmt.Fprintln(w, "Without it (plain sentry-go, or sentryotel.WithoutTraceFingerprint) the same events")
-			fmt.Fprintln(w, "make one issue per service and type (the row below): two of them only ever cascades.")
+			fmt.Fprintln(w, "make one issue per service and type (row \"with Sentry's default grouping\"), two of them mere cascades.")
 			break
 		}
 	}
