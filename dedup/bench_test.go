@@ -1,7 +1,6 @@
 package dedup_test
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -11,19 +10,10 @@ import (
 	"github.com/getsentry/sentry-go"
 
 	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/internal/sentrytest"
 	"github.com/tracedup/tracedup/rootcause"
 	"github.com/tracedup/tracedup/sentryotel"
 )
-
-// nopTransport is an inner transport that costs nothing, so the benchmarks
-// measure the Transport alone.
-type nopTransport struct{}
-
-func (nopTransport) Flush(time.Duration) bool              { return true }
-func (nopTransport) FlushWithContext(context.Context) bool { return true }
-func (nopTransport) Configure(sentry.ClientOptions)        {}
-func (nopTransport) SendEvent(*sentry.Event)               {}
-func (nopTransport) Close()                                {}
 
 // liveTraces is how many traces the SendEvent benchmarks hold, as the issue
 // asks: 10k live traces.
@@ -43,7 +33,7 @@ func heldTransport(b *testing.B, n int) (*dedup.Transport, []*sentry.Event) {
 	for i := range events {
 		events[i] = errEvent(traceID(i), "00000000000000c3", "00000000000000b2", "payment", "*main.PaymentDeclined")
 	}
-	tr := dedup.NewTransport(nopTransport{},
+	tr := dedup.NewTransport(sentrytest.Discard{},
 		dedup.WithWindow(time.Hour),
 		dedup.WithMaxTraces(1<<30),
 		dedup.WithMaxEventsPerTrace(1<<30),
@@ -153,7 +143,7 @@ func BenchmarkHeldEventMemory(b *testing.B) {
 		for i := range traces {
 			events = append(events, cascade(traceID(i))...)
 		}
-		tr := dedup.NewTransport(nopTransport{}, dedup.WithWindow(time.Hour), dedup.WithStrategy(rootcause.Earliest()))
+		tr := dedup.NewTransport(sentrytest.Discard{}, dedup.WithWindow(time.Hour), dedup.WithStrategy(rootcause.Earliest()))
 		before := heapAlloc()
 		b.StartTimer()
 
@@ -190,7 +180,7 @@ func BenchmarkFlush(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		b.StopTimer()
-		tr := dedup.NewTransport(nopTransport{}, dedup.WithWindow(time.Hour))
+		tr := dedup.NewTransport(sentrytest.Discard{}, dedup.WithWindow(time.Hour))
 		for i := range traces {
 			for _, ev := range cascade(traceID(i)) {
 				tr.SendEvent(ev)

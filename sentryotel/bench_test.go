@@ -1,26 +1,15 @@
 package sentryotel_test
 
 import (
-	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/getsentry/sentry-go"
 	sentrygootel "github.com/getsentry/sentry-go/otel"
 
+	"github.com/tracedup/tracedup/internal/sentrytest"
 	"github.com/tracedup/tracedup/sentryotel"
 )
-
-// discard is a no-op transport, so benchmarks measure the capture path only.
-type discard struct{}
-
-func (discard) Flush(time.Duration) bool                  { return true }
-func (discard) FlushWithContext(context.Context) bool     { return true }
-func (discard) Configure(sentry.ClientOptions)            {}
-func (discard) SendEvent(*sentry.Event)                   {}
-func (discard) Close()                                    {}
-func (discard) SendEventWithContext(context.Context, any) {}
 
 // BenchmarkBeforeSend measures the hook alone on a fresh event as it reaches
 // BeforeSend in a capture: made by sentry.NewEvent, with the trace context
@@ -81,7 +70,7 @@ func BenchmarkCaptureException(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			_, ctx, _, _ := spans(b, "payment")
 			opts := bm.opts()
-			opts.Transport = discard{}
+			opts.Transport = sentrytest.Discard{}
 			client, err := sentry.NewClient(opts)
 			if err != nil {
 				b.Fatal(err)

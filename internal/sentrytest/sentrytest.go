@@ -105,3 +105,24 @@ func TracerProvider(service string) *sdktrace.TracerProvider {
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", service))),
 	)
 }
+
+// Discard is a sentry.Transport that does nothing, for benchmarks that
+// measure what comes before the transport.
+type Discard struct{}
+
+var _ sentry.Transport = Discard{}
+
+// Flush returns true.
+func (Discard) Flush(time.Duration) bool { return true }
+
+// FlushWithContext returns true.
+func (Discard) FlushWithContext(context.Context) bool { return true }
+
+// Configure does nothing.
+func (Discard) Configure(sentry.ClientOptions) {}
+
+// SendEvent drops event.
+func (Discard) SendEvent(*sentry.Event) {}
+
+// Close does nothing.
+func (Discard) Close() {}
