@@ -28,6 +28,11 @@ import (
 // and a response without it changes nothing: the caller reports as usual.
 // Later versions may append parameters after a ';', which callers ignore.
 //
+// What the caller records is per trace, not per call, and lasts as long as
+// WithMemory says: once any downstream call of a trace was acknowledged,
+// every error the caller captures in that trace counts as a cascade, even
+// one after a retry that succeeded.
+//
 // Only call services you run through the RoundTripper: the header lets a
 // downstream service silence its caller's errors for a trace.
 //
