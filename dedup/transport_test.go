@@ -20,6 +20,10 @@ import (
 	"github.com/tracedup/tracedup/sentryotel"
 )
 
+// Tests of windows run in testing/synctest bubbles: there time.Sleep moves
+// the bubble's fake clock to the next timer at once, and synctest.Wait waits
+// for the goroutines that timer woke. Nothing sleeps for real.
+
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
