@@ -41,6 +41,16 @@
 // transport, so sentry.Flush at shutdown loses nothing. At every instant
 // Stats().Received == Emitted + Suppressed + Pending.
 //
+// # Across services
+//
+// A Transport sees only its own process. [Transport.Handler] and
+// [Transport.RoundTripper] extend it across services with one response
+// header, [HeaderReported]: a service that reported an error of a request
+// says so in its response, and its caller counts the errors it then captures
+// in that trace as cascades (Stats.Cascades) instead of reporting them again.
+//
+// # Delivery
+//
 // Emitted events are handed to the inner transport by one goroutine that
 // flushes it after every [WithMaxBurst] events, so a burst of decisions never
 // overflows sentry-go's HTTPTransport queue, which drops what does not fit.
