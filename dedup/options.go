@@ -101,7 +101,8 @@ func WithStrategy(s rootcause.Strategy) Option {
 
 // WithMaxTraces bounds the traces held at once. An event that would open one
 // more passes through to the inner transport and is counted in
-// Stats.Overflow.
+// Stats.Overflow. The count is read without a lock, so first events of new
+// traces arriving together may pass the bound by a few.
 func WithMaxTraces(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {
