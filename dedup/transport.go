@@ -35,6 +35,8 @@ const numShards = 64
 type Transport struct {
 	next   sentry.Transport
 	cfg    config
+	// strategyName is the strategy's description, written on every report.
+	strategyName string
 	seed   maphash.Seed
 	shards [numShards]shard
 	emit   *emitter
@@ -59,6 +61,7 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 		next = sentry.NewHTTPTransport()
 	}
 	t := &Transport{next: next, cfg: newConfig(options), seed: maphash.MakeSeed()}
+	t.strategyName = rootcause.Describe(t.cfg.strategy)
 	burst := t.cfg.maxBurst
 	if h, ok := next.(*sentry.HTTPTransport); ok && h.BufferSize > 1 {
 		burst = min(burst, h.BufferSize/2)
@@ -299,7 +302,7 @@ func (t *Transport) annotate(root *sentry.Event, errs []rootcause.Error, idx int
 		"suppressed": n,
 		"events":     listed,
 		"trace_id":   errs[idx].TraceID,
-		"strategy":   rootcause.Describe(t.cfg.strategy),
+		"strategy":   t.strategyName,
 	}
 }
 
@@ -370,5 +373,5 @@ func (t *Transport) Close() {
 
 // String describes the Transport's configuration, for debugging.
 func (t *Transport) String() string {
-	return fmt.Sprintf("dedup.Transport{window: %s, strategy: %s}", t.cfg.window, rootcause.Describe(t.cfg.strategy))
+	return fmt.Sprintf("dedup.Transport{window: %s, strategy: %s}", t.cfg.window, t.strategyName)
 }
