@@ -33,13 +33,13 @@ const numShards = 64
 // Transport is a sentry.Transport that deduplicates error events per trace
 // before handing them to another transport. It is safe for concurrent use.
 type Transport struct {
-	next   sentry.Transport
-	cfg    config
+	next sentry.Transport
+	cfg  config
 	// strategyName is the strategy's description, written on every report.
 	strategyName string
-	seed   maphash.Seed
-	shards [numShards]shard
-	emit   *emitter
+	seed         maphash.Seed
+	shards       [numShards]shard
+	emit         *emitter
 
 	traces atomic.Int64  // traces held, across shards
 	spread atomic.Uint32 // spreads events without a trace over the shards
