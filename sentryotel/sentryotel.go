@@ -87,8 +87,7 @@ type hook struct {
 }
 
 func newHook(next func(*sentry.Event, *sentry.EventHint) *sentry.Event, options []Option) *hook {
-	h := &hook{cfg: newConfig(options), next: next}
-	return h
+	return &hook{cfg: newConfig(options), next: next}
 }
 
 func (h *hook) beforeSend(event *sentry.Event, hint *sentry.EventHint) *sentry.Event {
