@@ -1,0 +1,51 @@
+package dedup_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/internal/fakesentry"
+)
+
+// TestBurstThroughHTTPTransport decides many traces at once into sentry-go's
+// real HTTPTransport, whose queue drops what does not fit, and checks that
+// every root cause reaches the endpoint.
+func TestBurstThroughHTTPTransport(t *testing.T) {
+	server, err := fakesentry.New()
+	require.NoError(t, err)
+	defer func() { _ = server.Close() }()
+
+	const traces = 400
+	h := sentry.NewHTTPTransport()
+	h.BufferSize = 20 // a small queue, so an unpaced burst would overflow it
+	tr := dedup.NewTransport(h)
+	client, err := sentry.NewClient(sentry.ClientOptions{Dsn: server.DSN(), Transport: tr})
+	require.NoError(t, err)
+	defer client.Close()
+
+	for i := range traces {
+		for _, ev := range cascade(fmt.Sprintf("%032x", i+1)) {
+			tr.SendEvent(ev)
+		}
+	}
+	require.True(t, tr.Flush(30*time.Second), "every window decided and handed over at once")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := server.WaitFor(ctx, traces)
+	require.NoError(t, err, "events at the endpoint: %d of %d", len(got), traces)
+	assert.Len(t, got, traces)
+	for _, ev := range got {
+		assert.Equal(t, "payment", ev.Event.Tags["service.name"])
+		assert.Equal(t, "2", ev.Event.Tags[dedup.TagSuppressed])
+	}
+	s := tr.Stats()
+	assert.Equal(t, dedup.Stats{Received: 3 * traces, Emitted: traces, Suppressed: 2 * traces}, s)
+}
