@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	flags.Usage = func() {
 		fmt.Fprint(stderr, "Usage: cascade [flags]\n\n"+
 			"Sends checkout requests through gateway -> order -> payment, where payment declines\n"+
-			"a fraction of the cards, and prints what Sentry receives without and with tracedup.\n\n")
+			"a fraction of the cards, and prints what Sentry receives with the stamping hook alone and with tracedup.\n\n")
 		flags.PrintDefaults()
 	}
 	flags.IntVar(&o.requests, "requests", 100, "number of checkout requests to send to the gateway")
