@@ -3,6 +3,7 @@ package dedup
 import (
 	"time"
 
+	"github.com/tracedup/tracedup/internal/fifo"
 	"github.com/tracedup/tracedup/rootcause"
 )
 
@@ -15,11 +16,8 @@ type decision struct {
 // memory remembers a value for each of at most max traces for ttl, evicting
 // the oldest first. It is guarded by its shard's lock.
 type memory[V any] struct {
-	max  int
-	ttl  time.Duration
-	m    map[string]remembered[V]
-	ring []string // trace ids in the order they were put
-	next int
+	ttl time.Duration
+	m   *fifo.Map[string, remembered[V]]
 }
 
 type remembered[V any] struct {
@@ -28,28 +26,17 @@ type remembered[V any] struct {
 }
 
 func newMemory[V any](max int, ttl time.Duration) *memory[V] {
-	return &memory[V]{max: max, ttl: ttl, m: make(map[string]remembered[V])}
+	return &memory[V]{ttl: ttl, m: fifo.New[string, remembered[V]](max)}
 }
 
 // put remembers v for traceID from now. A trace put again keeps its place in
 // the eviction order: it is evicted by when it was first put.
 func (m *memory[V]) put(traceID string, now time.Time, v V) {
-	if _, ok := m.m[traceID]; ok {
-		m.m[traceID] = remembered[V]{now, v}
-		return
-	}
-	if len(m.ring) < m.max {
-		m.ring = append(m.ring, traceID)
-	} else {
-		delete(m.m, m.ring[m.next])
-		m.ring[m.next] = traceID
-		m.next = (m.next + 1) % m.max
-	}
-	m.m[traceID] = remembered[V]{now, v}
+	m.m.Put(traceID, remembered[V]{now, v})
 }
 
 func (m *memory[V]) get(traceID string, now time.Time) (V, bool) {
-	r, ok := m.m[traceID]
+	r, ok := m.m.Get(traceID)
 	if !ok || now.Sub(r.at) > m.ttl {
 		var zero V
 		return zero, false

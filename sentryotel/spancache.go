@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracedup/tracedup/internal/fifo"
 )
 
 // spanCacheSize bounds the spans remembered between the resolver, which runs
@@ -14,36 +16,23 @@ const spanCacheSize = 1024
 // spanCache remembers the last spanCacheSize spans the resolver saw, oldest
 // evicted first.
 type spanCache struct {
-	mu   sync.Mutex
-	m    map[trace.SpanID]spanInfo
-	ring []trace.SpanID
-	next int
+	mu sync.Mutex
+	m  *fifo.Map[trace.SpanID, spanInfo]
 }
 
 func newSpanCache() *spanCache {
-	return &spanCache{m: make(map[trace.SpanID]spanInfo)}
+	return &spanCache{m: fifo.New[trace.SpanID, spanInfo](spanCacheSize)}
 }
 
 func (c *spanCache) put(s spanInfo) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[s.spanID]; ok {
-		c.m[s.spanID] = s
-		return
-	}
-	if len(c.ring) < spanCacheSize {
-		c.ring = append(c.ring, s.spanID)
-	} else {
-		delete(c.m, c.ring[c.next])
-		c.ring[c.next] = s.spanID
-		c.next = (c.next + 1) % spanCacheSize
-	}
-	c.m[s.spanID] = s
+	c.m.Put(s.spanID, s)
+	c.mu.Unlock()
 }
 
 func (c *spanCache) get(traceID trace.TraceID, spanID trace.SpanID) (spanInfo, bool) {
 	c.mu.Lock()
-	s, ok := c.m[spanID]
+	s, ok := c.m.Get(spanID)
 	c.mu.Unlock()
 	if !ok || s.traceID != traceID {
 		// Not resolved by us (sentry-go's own propagation context, say):
