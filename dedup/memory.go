@@ -1,23 +1,42 @@
 package dedup
 
 import (
+	"slices"
 	"time"
 
 	"github.com/tracedup/tracedup/internal/fifo"
 	"github.com/tracedup/tracedup/rootcause"
 )
 
-// decision is what is remembered of a decided trace.
+// decision is what is remembered of a decided trace, to judge its late
+// events: its errors, without the events themselves, and which were sent.
 type decision struct {
-	root   rootcause.Error // the event sent, without the event itself
-	failed bool            // the strategy failed and every event was sent
+	errs   []rootcause.Error
+	sent   []bool // sent[i] says whether errs[i] was sent
+	failed bool   // the strategy failed and every event was sent
 }
 
-// memory remembers a value for each of at most max traces for ttl, evicting
-// the oldest first. It is guarded by its shard's lock.
-type memory[V any] struct {
+// maxRemembered bounds the errors remembered for one trace. The sent ones
+// are remembered first.
+const maxRemembered = 32
+
+// remember returns d with e added, unless d is full; it never changes the
+// arrays d shares with readers that copied it.
+func (d decision) remember(e rootcause.Error, sent bool) decision {
+	if len(d.errs) >= maxRemembered {
+		return d
+	}
+	e.Event = nil // the memory must not keep the event alive
+	d.errs = append(slices.Clip(d.errs), e)
+	d.sent = append(slices.Clip(d.sent), sent)
+	return d
+}
+
+// memory remembers a value for each of at most max keys for ttl, evicting
+// the oldest first. It is guarded by its owner's lock.
+type memory[K comparable, V any] struct {
 	ttl time.Duration
-	m   *fifo.Map[string, remembered[V]]
+	m   *fifo.Map[K, remembered[V]]
 }
 
 type remembered[V any] struct {
@@ -25,18 +44,18 @@ type remembered[V any] struct {
 	v  V
 }
 
-func newMemory[V any](max int, ttl time.Duration) *memory[V] {
-	return &memory[V]{ttl: ttl, m: fifo.New[string, remembered[V]](max)}
+func newMemory[K comparable, V any](max int, ttl time.Duration) *memory[K, V] {
+	return &memory[K, V]{ttl: ttl, m: fifo.New[K, remembered[V]](max)}
 }
 
-// put remembers v for traceID from now. A trace put again keeps its place in
-// the eviction order: it is evicted by when it was first put.
-func (m *memory[V]) put(traceID string, now time.Time, v V) {
-	m.m.Put(traceID, remembered[V]{now, v})
+// put remembers v for key from now. A key put again keeps its place in the
+// eviction order: it is evicted by when it was first put.
+func (m *memory[K, V]) put(key K, now time.Time, v V) {
+	m.m.Put(key, remembered[V]{now, v})
 }
 
-func (m *memory[V]) get(traceID string, now time.Time) (V, bool) {
-	r, ok := m.m.Get(traceID)
+func (m *memory[K, V]) get(key K, now time.Time) (V, bool) {
+	r, ok := m.m.Get(key)
 	if !ok || now.Sub(r.at) > m.ttl {
 		var zero V
 		return zero, false

@@ -166,3 +166,10 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 		}
 	})
 }
+
+// WithSendCascades sends the errors that a downstream acknowledgement
+// explains, tagged with TagCascadeOf, instead of suppressing them: for teams
+// that want every error in Sentry and alert rules that leave cascades out.
+func WithSendCascades() Option {
+	return optionFunc(func(c *config) { c.sendCascades = true })
+}

@@ -4,14 +4,15 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/getsentry/sentry-go"
+	"go.opentelemetry.io/otel"
 
-	"github.com/tracedup/tracedup/internal/keys"
 	"github.com/tracedup/tracedup/rootcause"
 )
 
@@ -21,17 +22,25 @@ const (
 	TagSuppressed = "dedup.suppressed"
 	// ContextKey names the context on an emitted root cause that lists what
 	// it stands for: {"suppressed": n, "events": [{"event_id", "service",
-	// "exception_type", "message", "span_id"}...], "trace_id", "strategy"}.
-	// The list holds at most WithMaxListed events; "suppressed" is exact.
+	// "exception_type", "message", "span_id"}...], "trace_id", "strategy",
+	// "incidents"}, "incidents" being how many incidents its trace had, and
+	// so how many reports. The list holds at most WithMaxListed events;
+	// "suppressed" is exact.
 	ContextKey = "dedup"
+	// TagCascadeOf is set, with WithSendCascades, on an event sent although
+	// a downstream acknowledgement explains it: it holds the id of the
+	// downstream event it stands behind. A Sentry alert rule can leave out
+	// events that have it.
+	TagCascadeOf = "dedup.cascade_of"
 )
 
 // numShards splits the held traces so that SendEvent on many goroutines
 // rarely contends for one lock.
 const numShards = 64
 
-// Transport is a sentry.Transport that deduplicates error events per trace
-// before handing them to another transport. It is safe for concurrent use.
+// Transport is a sentry.Transport that holds the error events of each trace
+// for a short window and sends one event per incident before handing them to
+// another transport. It is safe for concurrent use.
 type Transport struct {
 	next sentry.Transport
 	cfg  config
@@ -39,6 +48,7 @@ type Transport struct {
 	strategyName string
 	seed         maphash.Seed
 	shards       [numShards]shard
+	acks         *acks
 	emit         *emitter
 
 	traces atomic.Int64  // traces held, across shards
@@ -69,10 +79,9 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 	perShard := max(1, t.cfg.maxRemembered/numShards)
 	for i := range t.shards {
 		t.shards[i].traces = make(map[string]*window)
-		t.shards[i].decided = newMemory[decision](perShard, t.cfg.memory)
-		t.shards[i].reported = newMemory[string](perShard, t.cfg.memory)
-		t.shards[i].live = make(map[string][]*request)
+		t.shards[i].decided = newMemory[string, decision](perShard, t.cfg.memory)
 	}
+	t.acks = newAcks(t.cfg.maxRemembered, t.cfg.memory)
 	t.emit = newEmitter(next, burst)
 	t.metrics = registerMetrics(t)
 	return t
@@ -83,99 +92,117 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 type shard struct {
 	mu      sync.Mutex
 	traces  map[string]*window
-	decided *memory[decision]
+	decided *memory[string, decision]
 	n       counts
-
-	// reported holds, per trace, the id of an event a downstream service
-	// reported (see RoundTripper); live the requests being served (see
-	// Handler).
-	reported *memory[string]
-	live     map[string][]*request
-	_        [64]byte // keep shards' locks on separate cache lines
+	_       [64]byte // keep shards' locks on separate cache lines
 }
 
-// window is one trace's events, held until its timer fires or a flush.
+// window is one trace's error events, held until its timer fires or a flush.
 type window struct {
 	traceID string
-	events  []*sentry.Event
+	errs    []rootcause.Error // each with its Event
 	timer   *time.Timer
+}
+
+// isError reports whether event takes part in deduplication: an event with
+// an exception, or at level error or fatal. Messages at lower levels,
+// transactions and other kinds of event pass through and acknowledge nothing.
+func isError(event *sentry.Event) bool {
+	if event.Type != "" {
+		return false
+	}
+	return len(event.Exception) > 0 || event.Level == sentry.LevelError || event.Level == sentry.LevelFatal
 }
 
 // SendEvent holds an error event of a trace for its window, or judges it
 // against its trace's decision, or passes it through to the inner transport.
-// It never blocks on the inner transport and never calls the strategy while
-// holding a lock.
+// It never calls the strategy while holding a lock.
 func (t *Transport) SendEvent(event *sentry.Event) {
 	if event == nil {
 		return
 	}
-	traceID := traceOf(event)
-	if event.Type != "" || traceID == "" {
+	if !isError(event) {
 		t.passThrough(&t.shards[t.spread.Add(1)%numShards], event, &counts{passedThrough: 1})
 		return
 	}
-	s := t.shardFor(traceID)
-	now := time.Now() // before the lock: it is a good part of SendEvent's cost
-	s.mu.Lock()
-	if t.closed.Load() {
-		s.mu.Unlock()
-		t.passThrough(s, event, &counts{passedThrough: 1})
+	e := rootcause.FromEvent(event) // decoded once, here
+	if e.TraceID == "" {
+		t.passThrough(&t.shards[t.spread.Add(1)%numShards], event, &counts{passedThrough: 1})
 		return
 	}
-	downstream, isCascade := s.reported.get(traceID, now)
-	if reqs := s.live[traceID]; len(reqs) > 0 {
-		// Tell this request's caller the event is reported: a cascade
-		// passes on the id of the downstream event it stands behind.
-		id := string(event.EventID)
-		if isCascade {
-			id = downstream
-		}
-		acknowledge(reqs, event, id)
+	now := time.Now() // before any lock: it is a good part of SendEvent's cost
+	downstream, isCascade := t.acks.explain(&e, now)
+	// Tell the caller of the call this event was captured in that it is
+	// reported: a cascade passes on the id of the event it stands behind.
+	if isCascade {
+		t.acks.acknowledge(&e, downstream)
+	} else {
+		t.acks.acknowledge(&e, e.EventID)
 	}
+
+	s := t.shardFor(e.TraceID)
 	if isCascade {
 		t.cascade(s, event, downstream)
 		return
 	}
-	if d, ok := s.decided.get(traceID, now); ok {
-		s.n.received++
-		s.n.pending++
+	s.mu.Lock()
+	s.n.received++
+	s.n.pending++
+	switch act, d := t.admit(s, e, now); act {
+	case held:
+		s.mu.Unlock()
+	case late:
+		s.mu.Unlock()
+		t.judgeLate(s, d, e)
+	case overflowed:
+		s.n.overflow++
+		s.mu.Unlock()
+		t.hand(s, event)
+	case afterClose:
+		s.n.passedThrough++
+		s.mu.Unlock()
+		t.hand(s, event)
+	}
+}
+
+// action is what SendEvent does with an error event once admitted.
+type action int
+
+const (
+	held       action = iota // added to its trace's window
+	late                     // its trace was decided: judge it against that
+	overflowed               // a bound was reached: pass it through
+	afterClose               // the Transport is closed: pass it through
+)
+
+// admit decides, under s.mu, what to do with e, and holds it when that is
+// the answer. The event is counted as received and pending.
+func (t *Transport) admit(s *shard, e rootcause.Error, now time.Time) (action, decision) {
+	if t.closed.Load() {
+		return afterClose, decision{}
+	}
+	if d, ok := s.decided.get(e.TraceID, now); ok {
 		s.n.late++
 		t.emit.reserve(1)
-		s.mu.Unlock()
-		t.judgeLate(s, d, event)
-		return
+		return late, d
 	}
-	w := s.traces[traceID]
+	w := s.traces[e.TraceID]
 	switch {
 	case w == nil && t.traces.Load() >= int64(t.cfg.maxTraces),
-		w != nil && len(w.events) >= t.cfg.maxEventsPerTrace:
-		s.mu.Unlock()
-		t.passThrough(s, event, &counts{overflow: 1})
-		return
+		w != nil && len(w.errs) >= t.cfg.maxEventsPerTrace:
+		return overflowed, decision{}
 	case w == nil:
-		w = &window{traceID: traceID, events: make([]*sentry.Event, 0, 4)}
-		s.traces[traceID] = w
+		w = &window{traceID: e.TraceID, errs: make([]rootcause.Error, 0, 4)}
+		s.traces[e.TraceID] = w
 		t.traces.Add(1)
 		t.timers.Add(1)
 		w.timer = time.AfterFunc(t.cfg.window, func() { t.expire(s, w) })
 	}
-	w.events = append(w.events, event)
-	s.n.received++
-	s.n.pending++
-	s.mu.Unlock()
+	w.errs = append(w.errs, e)
+	return held, decision{}
 }
-
-// traceOf returns the event's trace id: the tag sentryotel stamps, else a
-// string trace_id in the trace context (see rootcause.FromEvent).
-func traceOf(event *sentry.Event) string {
-	if id := event.Tags[keys.TagTraceID]; id != "" {
-		return id
-	}
-	return rootcause.FromEvent(event).TraceID
-}
-
-func (t *Transport) shardFor(key string) *shard {
-	return &t.shards[maphash.String(t.seed, key)%numShards]
+func (t *Transport) shardFor(traceID string) *shard {
+	return &t.shards[maphash.String(t.seed, traceID)%numShards]
 }
 
 // passThrough hands event to the inner transport at once, counting it as
@@ -186,8 +213,33 @@ func (t *Transport) passThrough(s *shard, event *sentry.Event, extra *counts) {
 	s.n.pending++
 	s.n.add(extra)
 	s.mu.Unlock()
+	t.hand(s, event)
+}
+
+// hand gives a pending event of s to the inner transport.
+func (t *Transport) hand(s *shard, event *sentry.Event) {
 	t.next.SendEvent(event)
 	s.handed(1)
+}
+
+// cascade suppresses, or with WithSendCascades sends tagged, an event that a
+// downstream acknowledgement explains.
+func (t *Transport) cascade(s *shard, event *sentry.Event, downstream string) {
+	s.mu.Lock()
+	s.n.received++
+	s.n.cascades++
+	if !t.cfg.sendCascades {
+		s.n.suppressed++
+		s.mu.Unlock()
+		return
+	}
+	s.n.pending++
+	s.mu.Unlock()
+	if event.Tags == nil {
+		event.Tags = make(map[string]string, 1)
+	}
+	event.Tags[TagCascadeOf] = downstream
+	t.hand(s, event)
 }
 
 // expire ends a window when its timer fires, unless a flush took it first.
@@ -211,78 +263,108 @@ func (t *Transport) take(s *shard, w *window) {
 	t.emit.reserve(1)
 }
 
-// decide asks the strategy for w's root cause, sends it annotated, and
-// suppresses the rest; if the strategy fails, sends every event.
+// decide splits w's errors into incidents and sends the root cause of each,
+// annotated with what it stands for, suppressing the rest. If the strategy
+// fails, it sends every event.
 func (t *Transport) decide(s *shard, w *window) {
-	errs := make([]rootcause.Error, len(w.events))
-	for i, ev := range w.events {
-		errs[i] = rootcause.FromEvent(ev)
-	}
-	idx := 0
-	if len(errs) > 1 {
-		var ok bool
-		if idx, ok = t.pick(errs); !ok {
-			s.mu.Lock()
-			s.n.strategyFailures++
-			s.decided.put(w.traceID, time.Now(), decision{failed: true})
-			s.mu.Unlock()
-			t.emit.push(s, w.events, 1)
-			return
+	incidents, err := rootcause.Incidents(t.cfg.strategy, w.errs)
+	if err != nil {
+		otel.Handle(err)
+		events := make([]*sentry.Event, len(w.errs))
+		for i := range w.errs {
+			events[i] = w.errs[i].Event
 		}
-		t.annotate(w.events[idx], errs, idx)
+		s.mu.Lock()
+		s.n.strategyFailures++
+		s.decided.put(w.traceID, time.Now(), decision{failed: true})
+		s.mu.Unlock()
+		t.emit.push(s, events, 1)
+		return
 	}
-	root := errs[idx]
-	root.Event = nil // the memory must not keep the event alive
+	send := make([]*sentry.Event, 0, len(incidents))
+	var d decision
+	for _, inc := range incidents {
+		root := w.errs[inc.Root]
+		if len(inc.Members) > 1 {
+			t.annotate(root.Event, w.errs, inc, len(incidents))
+		}
+		send = append(send, root.Event)
+		d = d.remember(root, true)
+	}
+	for _, inc := range incidents {
+		for _, i := range inc.Members {
+			if i != inc.Root {
+				d = d.remember(w.errs[i], false)
+			}
+		}
+	}
+	suppressed := uint64(len(w.errs) - len(incidents))
 	s.mu.Lock()
-	s.n.pending -= uint64(len(errs) - 1)
-	s.n.suppressed += uint64(len(errs) - 1)
-	s.decided.put(w.traceID, time.Now(), decision{root: root})
+	s.n.pending -= suppressed
+	s.n.suppressed += suppressed
+	s.decided.put(w.traceID, time.Now(), d)
 	s.mu.Unlock()
-	t.emit.push(s, w.events[idx:idx+1], 1)
+	t.emit.push(s, send, 1)
 }
 
-// pick runs the strategy, turning a panic or an index out of range into a
-// failure.
-func (t *Transport) pick(errs []rootcause.Error) (idx int, ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			idx, ok = 0, false
-		}
-	}()
-	idx = t.cfg.strategy.RootCause(errs)
-	return idx, idx >= 0 && idx < len(errs)
+// judgeLate suppresses a late event that joins the incident of an event its
+// trace already sent, and sends it otherwise. Either way it is remembered
+// with the trace's decision. One emission is already reserved.
+func (t *Transport) judgeLate(s *shard, d decision, e rootcause.Error) {
+	if !d.failed && t.explainedBySent(d, e) {
+		s.mu.Lock()
+		s.n.pending--
+		s.n.suppressed++
+		s.n.lateSuppressed++
+		t.rememberLate(s, e, false)
+		s.mu.Unlock()
+		t.emit.push(s, nil, 1)
+		return
+	}
+	s.mu.Lock()
+	t.rememberLate(s, e, true)
+	s.mu.Unlock()
+	t.emit.push(s, []*sentry.Event{e.Event}, 1)
 }
 
-// judgeLate suppresses a late event that the strategy counts as a cascade of
-// its trace's sent root cause, and sends it otherwise. One emission is
-// already reserved.
-func (t *Transport) judgeLate(s *shard, d decision, event *sentry.Event) {
-	if !d.failed {
-		errs := []rootcause.Error{d.root, rootcause.FromEvent(event)}
-		if idx, ok := t.pick(errs); ok && idx == 0 {
-			s.mu.Lock()
-			s.n.pending--
-			s.n.suppressed++
-			s.n.lateSuppressed++
-			s.mu.Unlock()
-			t.emit.push(s, nil, 1)
-			return
+// explainedBySent reports whether the strategy puts e in an incident whose
+// root cause is an event d sent.
+func (t *Transport) explainedBySent(d decision, e rootcause.Error) bool {
+	errs := append(slices.Clip(d.errs), e)
+	last := len(errs) - 1
+	incidents, err := rootcause.Incidents(t.cfg.strategy, errs)
+	if err != nil {
+		otel.Handle(err)
+		return false
+	}
+	for _, inc := range incidents {
+		if slices.Contains(inc.Members, last) {
+			return inc.Root != last && d.sent[inc.Root]
 		}
 	}
-	t.emit.push(s, []*sentry.Event{event}, 1)
+	return false
 }
 
-// annotate writes on the root cause what it stands for.
-func (t *Transport) annotate(root *sentry.Event, errs []rootcause.Error, idx int) {
-	n := len(errs) - 1
+// rememberLate adds a late event to its trace's decision. s.mu is held.
+func (t *Transport) rememberLate(s *shard, e rootcause.Error, sent bool) {
+	now := time.Now()
+	if d, ok := s.decided.get(e.TraceID, now); ok && !d.failed {
+		s.decided.put(e.TraceID, now, d.remember(e, sent))
+	}
+}
+
+// annotate writes on an incident's root cause what it stands for.
+func (t *Transport) annotate(root *sentry.Event, errs []rootcause.Error, inc rootcause.Incident, incidents int) {
+	n := len(inc.Members) - 1
 	listed := make([]map[string]string, 0, min(n, t.cfg.maxListed))
-	for i, e := range errs {
-		if i == idx {
+	for _, i := range inc.Members {
+		if i == inc.Root {
 			continue
 		}
 		if len(listed) == t.cfg.maxListed {
 			break
 		}
+		e := &errs[i]
 		listed = append(listed, map[string]string{
 			"event_id":       e.EventID,
 			"service":        e.Service,
@@ -301,8 +383,9 @@ func (t *Transport) annotate(root *sentry.Event, errs []rootcause.Error, idx int
 	root.Contexts[ContextKey] = sentry.Context{
 		"suppressed": n,
 		"events":     listed,
-		"trace_id":   errs[idx].TraceID,
+		"trace_id":   errs[inc.Root].TraceID,
 		"strategy":   t.strategyName,
+		"incidents":  incidents,
 	}
 }
 

@@ -242,10 +242,10 @@ func TestMemoryIsBounded(t *testing.T) {
 		}
 		time.Sleep(dedup.DefaultWindow)
 		synctest.Wait()
-		// Every trace's gateway error comes late; only the remembered
-		// decisions can suppress theirs.
+		// Every trace's order error, on the payment span's parent, comes
+		// late; only the remembered decisions can suppress theirs.
 		for i := range n {
-			tr.SendEvent(errEvent(fmt.Sprintf("%032x", i+1), "00000000000000a1", "", "gateway", "G"))
+			tr.SendEvent(errEvent(fmt.Sprintf("%032x", i+1), "00000000000000b2", "00000000000000a1", "order", "O"))
 		}
 		synctest.Wait()
 		s := tr.Stats()

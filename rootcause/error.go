@@ -1,7 +1,6 @@
 package rootcause
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -23,6 +22,11 @@ type Error struct {
 	SpanID string
 	// ParentSpanID is "" where the span has no parent (the trace's root span).
 	ParentSpanID string
+	// Ancestors are the ids of the spans that enclose SpanID in its process,
+	// nearest first from ParentSpanID, as far as they are known: the chain
+	// that sentryotel's SpanProcessor records. It is nil where only the
+	// parent is known.
+	Ancestors []string
 	// Service is the service.name of the process that captured the error.
 	Service string
 	// ExceptionType is the type of the outermost exception, as Sentry shows
@@ -69,6 +73,11 @@ func FromEvent(event *sentry.Event) Error {
 			e.ParentSpanID = contextString(tc[keys.ParentSpanIDKey])
 		}
 	}
+	if tc := event.Contexts[keys.ContextTracedup]; tc != nil {
+		if a, _ := tc[keys.AncestorsKey].(string); a != "" {
+			e.Ancestors = strings.Split(a, ",")
+		}
+	}
 	if n := len(event.Exception); n > 0 {
 		// Sentry orders exceptions innermost first: the last is the one the
 		// issue title shows.
@@ -92,28 +101,4 @@ func contextString(v any) string {
 		return ""
 	}
 	return s
-}
-
-// Strategy picks the root cause among the errors of one trace.
-//
-// RootCause is called with at least one error, all from the same trace, in
-// the order they arrived. It returns an index into errs. It must not keep or
-// modify errs. It may be called from several goroutines at once.
-type Strategy interface {
-	RootCause(errs []Error) int
-}
-
-// StrategyFunc adapts a function to a Strategy.
-type StrategyFunc func(errs []Error) int
-
-// RootCause returns f(errs).
-func (f StrategyFunc) RootCause(errs []Error) int { return f(errs) }
-
-// Describe returns the strategy's Description when it has one, and a generic
-// name otherwise. Every strategy in this package has a Description.
-func Describe(s Strategy) string {
-	if d, ok := s.(interface{ Description() string }); ok {
-		return d.Description()
-	}
-	return fmt.Sprintf("%T", s)
 }

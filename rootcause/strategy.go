@@ -1,9 +1,34 @@
 package rootcause
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
+
+// Strategy picks the root cause among the errors of one trace.
+//
+// RootCause is called with at least one error, all from the same trace, in
+// the order they arrived. It returns an index into errs. It must not keep or
+// modify errs. It may be called from several goroutines at once.
+type Strategy interface {
+	RootCause(errs []Error) int
+}
+
+// StrategyFunc adapts a function to a Strategy.
+type StrategyFunc func(errs []Error) int
+
+// RootCause returns f(errs).
+func (f StrategyFunc) RootCause(errs []Error) int { return f(errs) }
+
+// Describe returns the strategy's Description when it has one, and a generic
+// name otherwise. Every strategy in this package has a Description.
+func Describe(s Strategy) string {
+	if d, ok := s.(interface{ Description() string }); ok {
+		return d.Description()
+	}
+	return fmt.Sprintf("%T", s)
+}
 
 // Compile-time checks that every built-in is a Strategy with a Description.
 var (

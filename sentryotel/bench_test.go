@@ -20,8 +20,8 @@ func BenchmarkBeforeSend(b *testing.B) {
 		name    string
 		options []sentryotel.Option
 	}{
-		{"fingerprint", nil},
-		{"no-fingerprint", []sentryotel.Option{sentryotel.WithoutTraceFingerprint()}},
+		{"fingerprint", []sentryotel.Option{sentryotel.WithTraceFingerprint()}},
+		{"no-fingerprint", nil},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			_, ctx, _, _ := spans(b, "payment")

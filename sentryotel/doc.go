@@ -13,10 +13,12 @@
 //
 // A stamped event carries the tags otel.trace_id, otel.span_id and, where the
 // span's resource names one, service.name; the trace context
-// (contexts.trace) with trace_id, span_id and parent_span_id; and, unless
-// [WithoutTraceFingerprint] is given, the trace id in its fingerprint after
-// {{ default }} (or the event's own fingerprint), which splits Sentry's
-// grouping by trace: one issue per error per failing request.
+// (contexts.trace) with trace_id, span_id and parent_span_id; with a
+// [SpanProcessor] on the TracerProvider, the chain of spans enclosing the
+// event's span (contexts.tracedup.ancestors); and, only with
+// [WithTraceFingerprint], the trace id in its fingerprint after {{ default }}
+// (or the event's own fingerprint), which splits Sentry's grouping by trace:
+// one issue per error per failing request.
 //
 // The span is looked up in the hint's Context, then in the hint's Request,
 // then in the request that sentryhttp put on the scope (this last path needs

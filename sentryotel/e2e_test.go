@@ -15,7 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/internal/fakesentry"
@@ -40,8 +43,8 @@ var e2eTransports = []struct {
 }
 
 // e2eClient starts a fake Sentry and a real sentry-go client that sends to
-// it over loopback HTTP, with the options wrapped by WrapOptions and a user
-// BeforeSend that tags the event team=payments. Both are closed when the
+// it over loopback HTTP, with the options wrapped by WrapOptions (the trace
+// fingerprint on, to see it on the wire) and a user BeforeSend that tags the event team=payments. Both are closed when the
 // test ends, the client first so that its workers stop before the server.
 func e2eClient(t *testing.T, transport func() sentry.Transport) (*sentry.Client, *fakesentry.Server) {
 	t.Helper()
@@ -59,7 +62,7 @@ func e2eClient(t *testing.T, transport func() sentry.Transport) (*sentry.Client,
 	if transport != nil {
 		opts.Transport = transport()
 	}
-	client, err := sentry.NewClient(sentryotel.WrapOptions(opts))
+	client, err := sentry.NewClient(sentryotel.WrapOptions(opts, sentryotel.WithTraceFingerprint()))
 	require.NoError(t, err)
 	t.Cleanup(client.Close)
 	return client, srv
@@ -80,6 +83,8 @@ func received(t *testing.T, client *sentry.Client, srv *fakesentry.Server) fakes
 // wantStamp is what a stamped event must carry.
 type wantStamp struct {
 	traceID, spanID, parentSpanID, service string
+	// ancestors is contexts.tracedup.ancestors; "" wants none.
+	ancestors string
 }
 
 // assertStamped checks the stamp on both the event as sentry-go's own type
@@ -111,6 +116,12 @@ func assertStamped(t *testing.T, got fakesentry.Event, want wantStamp) {
 	}
 	assert.Equal(t, wantFingerprint, ev.Fingerprint, "decoded fingerprint")
 
+	ancestors, _ := ev.Contexts["tracedup"]["ancestors"].(string)
+	assert.Equal(t, want.ancestors, ancestors, "decoded ancestors")
+	if want.ancestors == "" {
+		assert.NotContains(t, ev.Contexts, "tracedup")
+	}
+
 	var raw struct {
 		Tags     map[string]string         `json:"tags"`
 		Contexts map[string]map[string]any `json:"contexts"`
@@ -128,22 +139,27 @@ func assertStamped(t *testing.T, got fakesentry.Event, want wantStamp) {
 }
 
 // TestEndToEndCaptureException runs the whole path of the issue: a real OTel
-// SDK tracer, a parent and a child span, sentryotel.CaptureException with the
-// hub on ctx, a real sentry-go client and transport, HTTP to a fake Sentry.
+// SDK tracer with the span processor, a root, a parent and a child span,
+// sentryotel.CaptureException with the hub on ctx, a real sentry-go client
+// and transport, HTTP to a fake Sentry. The event carries the child's chain.
 func TestEndToEndCaptureException(t *testing.T) {
 	for _, tt := range e2eTransports {
 		t.Run(tt.name, func(t *testing.T) {
-			tp := sentrytest.TracerProvider("payment")
+			tp := sdktrace.NewTracerProvider(
+				sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()),
+				sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "payment"))))
 			t.Cleanup(func() { assert.NoError(t, tp.Shutdown(context.Background())) })
 			client, srv := e2eClient(t, tt.transport)
 			hub := sentry.NewHub(client, sentry.NewScope())
 
 			tracer := tp.Tracer("e2e")
-			ctx, parent := tracer.Start(context.Background(), "checkout")
+			ctx, root := tracer.Start(context.Background(), "POST /checkout")
+			ctx, parent := tracer.Start(ctx, "checkout")
 			ctx, child := tracer.Start(ctx, "charge card")
 			id := sentryotel.CaptureException(sentry.SetHubOnContext(ctx, hub), errors.New("card declined"))
 			child.End()
 			parent.End()
+			root.End()
 			require.NotNil(t, id, "the event was dropped before the transport")
 
 			got := received(t, client, srv)
@@ -153,6 +169,7 @@ func TestEndToEndCaptureException(t *testing.T) {
 				spanID:       child.SpanContext().SpanID().String(),
 				parentSpanID: parent.SpanContext().SpanID().String(),
 				service:      "payment",
+				ancestors:    parent.SpanContext().SpanID().String() + "," + root.SpanContext().SpanID().String(),
 			})
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/getsentry/sentry-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tracedup/tracedup/internal/sentrytest"
 	"github.com/tracedup/tracedup/sentryotel"
@@ -40,20 +41,47 @@ func ExampleWrapOptions() {
 	fmt.Println("span id tagged:", event.Tags[sentryotel.TagSpanID] == span.SpanContext().SpanID().String())
 	fmt.Println("service:", event.Tags[sentryotel.TagServiceName])
 	fmt.Println("team:", event.Tags["team"])
-	fmt.Println("fingerprint:", event.Fingerprint[0], "+ trace id")
+	fmt.Println("fingerprint:", event.Fingerprint)
 	// Output:
 	// trace id tagged: true
 	// span id tagged: true
 	// service: payment
 	// team: payments
-	// fingerprint: {{ default }} + trace id
+	// fingerprint: []
 }
 
-// With the deduplicator, keep Sentry's own grouping: only one event per trace
-// is sent anyway, and a trace id in the fingerprint would open one issue per
-// failing request.
-func ExampleWithoutTraceFingerprint() {
-	opts := sentryotel.WrapOptions(sentry.ClientOptions{}, sentryotel.WithoutTraceFingerprint())
-	fmt.Println(opts.BeforeSend != nil)
+// Opt in to one Sentry issue per failing request: the trace id joins the
+// fingerprint, after Sentry's own grouping.
+func ExampleWithTraceFingerprint() {
+	tp := sentrytest.TracerProvider("payment")
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	ctx, span := tp.Tracer("example").Start(context.Background(), "charge")
+	defer span.End()
+
+	hook := sentryotel.BeforeSend(nil, sentryotel.WithTraceFingerprint())
+	event := hook(&sentry.Event{Level: sentry.LevelError}, &sentry.EventHint{Context: ctx})
+	fmt.Println(event.Fingerprint[0], event.Fingerprint[1] == span.SpanContext().TraceID().String())
+	// Output: {{ default }} true
+}
+
+// Register the span processor on the tracer provider, and an error event
+// carries the chain of spans it was captured in, up to the local root: what
+// package dedup needs to tell a symptom from an independent failure.
+func ExampleNewSpanProcessor() {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	tracer := tp.Tracer("example")
+	ctx, handler := tracer.Start(context.Background(), "POST /checkout")
+	ctx, step := tracer.Start(ctx, "reserve stock")
+	ctx, query := tracer.Start(ctx, "SELECT stock")
+
+	hook := sentryotel.BeforeSend(nil)
+	event := hook(&sentry.Event{Level: sentry.LevelError}, &sentry.EventHint{Context: ctx})
+	query.End()
+	step.End()
+	handler.End()
+
+	want := step.SpanContext().SpanID().String() + "," + handler.SpanContext().SpanID().String()
+	fmt.Println(event.Contexts["tracedup"]["ancestors"] == want)
 	// Output: true
 }

@@ -8,7 +8,7 @@ type config struct {
 }
 
 func newConfig(options []Option) config {
-	c := config{traceFingerprint: true}
+	c := config{}
 	for _, o := range options {
 		if o != nil {
 			o.apply(&c)
@@ -21,13 +21,21 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// WithoutTraceFingerprint leaves the event's fingerprint as it is. By default
-// the hook appends the trace id to it, after {{ default }} or the event's own
-// fingerprint. Sentry then keeps its grouping and splits it by trace: every
-// error of every failing request opens an issue of its own, and a recurring
-// root cause no longer accumulates in one issue (nor fires one alert). With
-// the deduplicator (package dedup) only one event per trace is sent anyway:
-// use this option there and keep Sentry's own grouping.
+// WithTraceFingerprint adds the trace id to the event's fingerprint, after
+// {{ default }} or the event's own fingerprint. It is off by default, and
+// rarely what you want: Sentry keeps its grouping and splits it by trace, so
+// every error of every failing request opens an issue of its own (and fires
+// its own alert), and a recurring root cause no longer accumulates in one
+// issue. It is for teams that want an issue per failed request.
+func WithTraceFingerprint() Option {
+	return optionFunc(func(c *config) { c.traceFingerprint = true })
+}
+
+// WithoutTraceFingerprint leaves the event's fingerprint as it is, which is
+// now the default.
+//
+// Deprecated: the trace-id fingerprint is off by default; use
+// [WithTraceFingerprint] to turn it on.
 func WithoutTraceFingerprint() Option {
 	return optionFunc(func(c *config) { c.traceFingerprint = false })
 }

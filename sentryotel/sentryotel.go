@@ -10,6 +10,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tracedup/tracedup/internal/ancestry"
 	"github.com/tracedup/tracedup/internal/keys"
 )
 
@@ -211,6 +212,10 @@ func (h *hook) stamp(event *sentry.Event, s spanInfo) {
 		delete(tc, keys.ParentSpanIDKey)
 	}
 
+	if s.parent.IsValid() && ancestry.Enabled() {
+		stampAncestors(event, s.parent)
+	}
+
 	if event.Tags == nil {
 		event.Tags = make(map[string]string, 3)
 	}
@@ -231,6 +236,26 @@ func (h *hook) stamp(event *sentry.Event, s spanInfo) {
 			event.Fingerprint = fp
 		}
 	}
+}
+
+// stampAncestors writes the chain of spans that enclose the event's span,
+// nearest first from its parent, as the SpanProcessor recorded them, in the
+// context keys.ContextTracedup, when it knows more than the parent.
+func stampAncestors(event *sentry.Event, parent trace.SpanID) {
+	var chainBuf [ancestry.MaxDepth]trace.SpanID
+	chain := ancestry.Append(append(chainBuf[:0], parent), parent)
+	if len(chain) < 2 {
+		return // the parent is in the trace context already
+	}
+	var textBuf [ancestry.MaxDepth * 17]byte
+	text := textBuf[:0]
+	for i, id := range chain {
+		if i > 0 {
+			text = append(text, ',')
+		}
+		text = hex.AppendEncode(text, id[:])
+	}
+	event.Contexts[keys.ContextTracedup] = sentry.Context{keys.AncestorsKey: string(text)}
 }
 
 // equalString returns v as a string and true when v is a string equal to b.

@@ -59,7 +59,7 @@ func TestBeforeSendStampsFromHintContext(t *testing.T) {
 		"span_id":        spanID,
 		"parent_span_id": parent.SpanContext().SpanID().String(),
 	}, ev.Contexts["trace"])
-	assert.Equal(t, []string{"{{ default }}", traceID}, ev.Fingerprint)
+	assert.Empty(t, ev.Fingerprint, "the trace fingerprint is off by default")
 }
 
 func TestBeforeSendStampsFromHintRequest(t *testing.T) {
@@ -109,6 +109,7 @@ func TestBeforeSendFingerprint(t *testing.T) {
 	_, ctx, _, child := spans(t, "payment")
 	traceID := child.SpanContext().TraceID().String()
 	hint := &sentry.EventHint{Context: ctx}
+	on := []sentryotel.Option{sentryotel.WithTraceFingerprint()}
 
 	tests := []struct {
 		name    string
@@ -116,11 +117,12 @@ func TestBeforeSendFingerprint(t *testing.T) {
 		in      []string
 		want    []string
 	}{
-		{"default kept first", nil, nil, []string{"{{ default }}", traceID}},
-		{"user's own kept", nil, []string{"payments", "{{ default }}"}, []string{"payments", "{{ default }}", traceID}},
-		{"not added twice", nil, []string{"{{ default }}", traceID}, []string{"{{ default }}", traceID}},
-		{"turned off", []sentryotel.Option{sentryotel.WithoutTraceFingerprint()}, nil, nil},
-		{"turned off keeps user's", []sentryotel.Option{sentryotel.WithoutTraceFingerprint(), nil}, []string{"a"}, []string{"a"}},
+		{"off by default", nil, nil, nil},
+		{"off by default keeps user's", []sentryotel.Option{nil}, []string{"a"}, []string{"a"}},
+		{"default kept first", on, nil, []string{"{{ default }}", traceID}},
+		{"user's own kept", on, []string{"payments", "{{ default }}"}, []string{"payments", "{{ default }}", traceID}},
+		{"not added twice", on, []string{"{{ default }}", traceID}, []string{"{{ default }}", traceID}},
+		{"deprecated off", []sentryotel.Option{sentryotel.WithTraceFingerprint(), sentryotel.WithoutTraceFingerprint()}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +141,7 @@ func TestBeforeSendDoesNotShareFingerprintArray(t *testing.T) {
 	ev := stampedEvent()
 	ev.Fingerprint = shared
 
-	sentryotel.BeforeSend(nil)(ev, &sentry.EventHint{Context: ctx})
+	sentryotel.BeforeSend(nil, sentryotel.WithTraceFingerprint())(ev, &sentry.EventHint{Context: ctx})
 
 	assert.Equal(t, "", shared[:2][1], "the caller's array must not be written")
 }

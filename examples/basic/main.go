@@ -176,6 +176,10 @@ func printEvent(w io.Writer, event *sentry.Event) {
 			fmt.Fprintf(w, "    %-16s%v\n", k, v)
 		}
 	}
+	if len(event.Fingerprint) == 0 {
+		fmt.Fprintln(w, "  fingerprint     none: Sentry groups by its default")
+		return
+	}
 	fp, _ := json.Marshal(event.Fingerprint)
 	fmt.Fprintf(w, "  fingerprint     %s\n", fp)
 }

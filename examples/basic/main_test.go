@@ -42,7 +42,7 @@ func TestRunPrintsStampedEvent(t *testing.T) {
 		"trace_id        " + traceID + "\n",
 		"span_id         " + childID + "\n",
 		"parent_span_id  " + parentID + "\n",
-		`fingerprint     ["{{ default }}","` + traceID + `"]`,
+		"fingerprint     none: Sentry groups by its default\n",
 		"*main.DeclinedError: charge order 1042: card declined",
 	} {
 		assert.Contains(t, out, want)

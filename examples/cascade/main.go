@@ -9,8 +9,8 @@
 // reports *main.ServiceCallFailed and answers 502; the gateway reports
 // *main.DownstreamError. One failed request, three reports.
 //
-// The baseline runs tracedup's hook alone (sentryotel.WrapOptions with its
-// default trace-id fingerprint). The tracedup run adds a dedup.Transport to
+// The baseline runs tracedup's hook alone (sentryotel.WrapOptions, which
+// stamps trace ids and leaves Sentry's grouping alone). The tracedup run adds a dedup.Transport to
 // each client and the cross-service protocol: payment's response tells order,
 // in the Tracedup-Reported header, that it reported the error, so order's
 // error is a cascade and is suppressed; order tells the gateway the same.

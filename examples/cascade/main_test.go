@@ -108,7 +108,7 @@ func TestTracedupSendsOnlyTheRootCause(t *testing.T) {
 }
 
 // TestBaselineSendsEveryError: without tracedup every service reports, and
-// the hook's fingerprint carries each event's trace id.
+// the hook leaves the fingerprint alone.
 func TestBaselineSendsEveryError(t *testing.T) {
 	res, events := e2e(t, topology{mode: baseline})
 
@@ -120,7 +120,7 @@ func TestBaselineSendsEveryError(t *testing.T) {
 	for _, ev := range events {
 		traceID := ev.Event.Tags[sentryotel.TagTraceID]
 		perTrace[traceID]++
-		assert.Equal(t, []string{"{{ default }}", traceID}, ev.Event.Fingerprint)
+		assert.Empty(t, ev.Event.Fingerprint)
 	}
 	assert.Len(t, perTrace, failing)
 	for traceID, n := range perTrace {
@@ -130,7 +130,7 @@ func TestBaselineSendsEveryError(t *testing.T) {
 
 	col := res.column()
 	col.receive(events)
-	assert.Len(t, col.issues, 3*failing, "one issue per error and trace")
+	assert.Len(t, col.issues, 3, "one issue per service and type")
 	assert.Equal(t, failing, col.rootCauses)
 	assert.Equal(t, 2*failing, col.noise)
 }
@@ -364,7 +364,7 @@ func TestRunPrintsTheTable(t *testing.T) {
 		{"errors captured by the services", []string{"30", "30"}},
 		{"events sent to Sentry", []string{"30", "10"}},
 		{"events Sentry received", []string{"30", "10"}},
-		{"issues they would open", []string{"30", "1"}},
+		{"issues they would open", []string{"3", "1"}},
 		{"root causes named correctly", []string{"10/10", "10/10"}},
 		{"events that are cascades (noise)", []string{"20", "0"}},
 		{"cascades suppressed", []string{"-", "20"}},

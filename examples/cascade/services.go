@@ -20,6 +20,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/dedup/deduphttp"
 	"github.com/tracedup/tracedup/sentryotel"
 )
 
@@ -102,10 +103,10 @@ const (
 type mode string
 
 const (
-	// baseline: the sentryotel hook alone, with its default trace-id
-	// fingerprint; every service reports every error it sees.
+	// baseline: the sentryotel hook alone; every service reports every
+	// error it sees.
 	baseline mode = "baseline"
-	// tracedup: the hook without the trace-id fingerprint, a dedup.Transport
+	// tracedup: the hook, a dedup.Transport
 	// per client, and the cross-service protocol (Handler, RoundTripper).
 	tracedup mode = "tracedup"
 )
@@ -212,7 +213,6 @@ func (d *deployment) newReporter(name string) (*reporter, error) {
 	// transport wraps, and the baseline uses it too, so that both columns
 	// go through the same sending path.
 	var transport sentry.Transport = sentry.NewHTTPTransport()
-	var hook []sentryotel.Option
 	if d.topo.mode == tracedup {
 		opts := []dedup.Option{dedup.WithWindow(d.topo.window)}
 		if d.topo.sendCascades {
@@ -220,9 +220,6 @@ func (d *deployment) newReporter(name string) (*reporter, error) {
 		}
 		r.dedup = dedup.NewTransport(transport, opts...)
 		transport = r.dedup
-		// One event per trace is sent: keep Sentry's own grouping, so a
-		// recurring root cause stays one issue instead of one per request.
-		hook = append(hook, sentryotel.WithoutTraceFingerprint())
 	}
 	opts := sentry.ClientOptions{
 		Dsn:           d.topo.dsn,
@@ -238,7 +235,7 @@ func (d *deployment) newReporter(name string) (*reporter, error) {
 	if d.topo.clientOptions != nil {
 		d.topo.clientOptions(name, &opts)
 	}
-	client, err := sentry.NewClient(sentryotel.WrapOptions(opts, hook...))
+	client, err := sentry.NewClient(sentryotel.WrapOptions(opts))
 	if err != nil {
 		if r.dedup != nil {
 			r.dedup.Close()
@@ -260,6 +257,9 @@ func (d *deployment) start(name string, r *reporter, downstream string) (*servic
 		served:     make(chan struct{}),
 		tp: sdktrace.NewTracerProvider(
 			sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			// The span processor lets the hook stamp each error's chain of
+			// enclosing spans, which the deduplicator reads.
+			sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()),
 			sdktrace.WithResource(resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(name))),
 		),
 	}
@@ -277,7 +277,7 @@ func (d *deployment) start(name string, r *reporter, downstream string) (*servic
 		// are in the same trace).
 		var rt http.RoundTripper = s.base
 		if crossService {
-			rt = r.dedup.RoundTripper(rt)
+			rt = deduphttp.NewTransport(rt, r.dedup)
 		}
 		s.outbound = &http.Client{
 			Transport: otelhttp.NewTransport(rt,
@@ -302,7 +302,7 @@ func (d *deployment) start(name string, r *reporter, downstream string) (*servic
 	// then a hub per request, so captures find the service's client.
 	h := withHub(mux, r.client)
 	if crossService && !d.topo.noAck[name] {
-		h = r.dedup.Handler(h)
+		h = deduphttp.NewHandler(h, r.dedup)
 	}
 	h = otelhttp.NewHandler(h, name, otelhttp.WithTracerProvider(s.tp), otelhttp.WithPropagators(propagator))
 

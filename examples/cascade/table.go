@@ -32,9 +32,6 @@ type column struct {
 	known    bool
 	received int
 	issues   map[string]int // events per issue
-	// plainIssues counts the issues Sentry's default grouping alone would
-	// open, as if no fingerprint were set: what plain sentry-go gets.
-	plainIssues map[string]int
 	rootCauses  int // failed requests whose root cause was received
 	noise       int // events received that are not a root cause
 }
@@ -66,11 +63,9 @@ func (c *column) receive(events []fakesentry.Event) {
 	c.known = true
 	c.received = len(events)
 	c.issues = map[string]int{}
-	c.plainIssues = map[string]int{}
 	traces := map[string]bool{}
 	for _, ev := range events {
 		c.issues[issueOf(ev.Event)]++
-		c.plainIssues[defaultIssueOf(ev.Event)]++
 		if isRootCause(ev.Event) {
 			traces[ev.Event.Tags[sentryotel.TagTraceID]] = true
 		} else {
@@ -151,7 +146,6 @@ func printTable(w io.Writer, cols []column, remote bool) {
 	row("events sent to Sentry", func(c column) string { return fmt.Sprint(c.sent) })
 	row("events Sentry received", unknown(func(c column) string { return fmt.Sprint(c.received) }))
 	row("issues they would open", unknown(func(c column) string { return fmt.Sprint(len(c.issues)) }))
-	row("  with Sentry's default grouping", unknown(func(c column) string { return fmt.Sprint(len(c.plainIssues)) }))
 	row("root causes named correctly", unknown(func(c column) string { return fmt.Sprintf("%d/%d", c.rootCauses, c.failed) }))
 	row("events that are cascades (noise)", unknown(func(c column) string { return fmt.Sprint(c.noise) }))
 	row("cascades suppressed", withDedup(func(s *dedup.Stats) string { return fmt.Sprint(s.Suppressed) }))
@@ -169,16 +163,8 @@ func printTable(w io.Writer, cols []column, remote bool) {
 		return
 	}
 	fmt.Fprintln(w, "Issues: events with the same fingerprint; Sentry's default grouping is approximated")
-	fmt.Fprintln(w, "by (service, exception type).")
-	for _, c := range cols {
-		if c.mode == baseline {
-			fmt.Fprintln(w, "The baseline's fingerprint is [\"{{ default }}\", trace id]: Sentry splits each")
-			fmt.Fprintln(w, "default group by trace, so every error of every failed request opens an issue.")
-			fmt.Fprintln(w, "Without it (plain sentry-go, or sentryotel.WithoutTraceFingerprint) the same events")
-			fmt.Fprintln(w, "make one issue per service and type (row \"with Sentry's default grouping\"), two of them mere cascades.")
-			break
-		}
-	}
+	fmt.Fprintln(w, "by (service, exception type): the baseline's three issues fire three alerts for one")
+	fmt.Fprintln(w, "cause, and two of them hold nothing but cascades.")
 }
 
 // printDetails prints each client's dedup stats and the issues, for -v.

@@ -17,6 +17,12 @@ const (
 	SpanIDKey       = "span_id"
 	ParentSpanIDKey = "parent_span_id"
 
+	// ContextTracedup is the context in which sentryotel writes what it knows
+	// beyond the trace context; AncestorsKey holds the span ids enclosing the
+	// event's span, nearest first from its parent, comma-separated.
+	ContextTracedup = "tracedup"
+	AncestorsKey    = "ancestors"
+
 	// SentryTraceTag is the tag Sentry itself indexes the trace id under.
 	SentryTraceTag = "trace"
 )

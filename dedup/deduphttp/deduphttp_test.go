@@ -1,4 +1,4 @@
-package dedup_test
+package deduphttp_test
 
 import (
 	"context"
@@ -14,8 +14,10 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
 
 	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/dedup/deduphttp"
 	"github.com/tracedup/tracedup/internal/sentrytest"
 	"github.com/tracedup/tracedup/sentryotel"
 )
@@ -62,7 +64,7 @@ func newDownstream(t *testing.T, capture func(r *http.Request) bool, writeFirst 
 			w.WriteHeader(http.StatusPaymentRequired)
 		}
 	})
-	d.srv = httptest.NewServer(otelhttp.NewHandler(d.transport.Handler(h), "payment",
+	d.srv = httptest.NewServer(otelhttp.NewHandler(deduphttp.NewHandler(h, d.transport), "payment",
 		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{})))
 	t.Cleanup(d.srv.Close)
 	return d
@@ -71,14 +73,14 @@ func newDownstream(t *testing.T, capture func(r *http.Request) bool, writeFirst 
 type dropKey struct{}
 
 // call makes a request from a caller whose Transport is caller, inside a
-// span of a fresh trace, and returns the trace id and the response header.
-func call(t *testing.T, caller *dedup.Transport, url string, header http.Header) (string, http.Header) {
+// span of a fresh trace, and returns that span and the response header.
+func call(t *testing.T, caller *dedup.Transport, url string, header http.Header) (trace.SpanContext, http.Header) {
 	t.Helper()
 	tp := sentrytest.TracerProvider("order")
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	ctx, span := tp.Tracer("test").Start(context.Background(), "order")
 	defer span.End()
-	client := &http.Client{Transport: otelhttp.NewTransport(caller.RoundTripper(nil),
+	client := &http.Client{Transport: otelhttp.NewTransport(deduphttp.NewTransport(nil, caller),
 		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{}))}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	require.NoError(t, err)
@@ -88,11 +90,26 @@ func call(t *testing.T, caller *dedup.Transport, url string, header http.Header)
 	resp, err := client.Do(req)
 	require.NoError(t, err)
 	_ = resp.Body.Close()
-	return span.SpanContext().TraceID().String(), resp.Header
+	return span.SpanContext(), resp.Header
 }
 
-func callerEvent(traceID string) *sentry.Event {
-	return errEvent(traceID, "00000000000000b2", "00000000000000a1", "order", "*main.ServiceCallFailed")
+// callerEvent is the caller's error, captured on the span that made the call.
+func callerEvent(sc trace.SpanContext) *sentry.Event {
+	ev := sentry.NewEvent()
+	ev.EventID = "00000000000000000000000000000b2b"
+	ev.Level = sentry.LevelError
+	ev.Timestamp = time.Now()
+	ev.Exception = []sentry.Exception{{Type: "*main.ServiceCallFailed", Value: "order failed"}}
+	ev.Tags[sentryotel.TagTraceID] = sc.TraceID().String()
+	ev.Tags[sentryotel.TagSpanID] = sc.SpanID().String()
+	ev.Tags[sentryotel.TagServiceName] = "order"
+	return ev
+}
+
+func assertInvariant(t *testing.T, s dedup.Stats) {
+	t.Helper()
+	assert.Equal(t, s.Received, s.Emitted+s.Suppressed+s.Pending,
+		"Received == Emitted + Suppressed + Pending: %+v", s)
 }
 
 func TestCrossServiceCascadeIsSuppressed(t *testing.T) {
@@ -102,11 +119,11 @@ func TestCrossServiceCascadeIsSuppressed(t *testing.T) {
 	defer caller.Close()
 	defer down.transport.Close()
 
-	traceID, header := call(t, caller, down.srv.URL, nil)
-	reported := header.Get(dedup.HeaderReported)
+	sc, header := call(t, caller, down.srv.URL, nil)
+	reported := header.Get(deduphttp.HeaderReported)
 	require.Len(t, reported, 32, "the downstream acknowledges its event")
 
-	caller.SendEvent(callerEvent(traceID))
+	caller.SendEvent(callerEvent(sc))
 	caller.Flush(5 * time.Second)
 	assert.Empty(t, inner.Events(), "the caller's cascade is suppressed")
 	s := caller.Stats()
@@ -117,7 +134,7 @@ func TestCrossServiceCascadeIsSuppressed(t *testing.T) {
 	got := down.inner.Events()
 	require.Len(t, got, 1)
 	assert.Equal(t, reported, string(got[0].EventID), "the id names the downstream event")
-	assert.Equal(t, traceID, got[0].Tags[sentryotel.TagTraceID])
+	assert.Equal(t, sc.TraceID().String(), got[0].Tags[sentryotel.TagTraceID])
 }
 
 func TestCrossServiceCascadeSentTagged(t *testing.T) {
@@ -127,12 +144,12 @@ func TestCrossServiceCascadeSentTagged(t *testing.T) {
 	defer caller.Close()
 	defer down.transport.Close()
 
-	traceID, header := call(t, caller, down.srv.URL, nil)
-	ev := callerEvent(traceID)
+	sc, header := call(t, caller, down.srv.URL, nil)
+	ev := callerEvent(sc)
 	caller.SendEvent(ev)
 
 	require.Equal(t, []*sentry.Event{ev}, inner.Events(), "sent at once")
-	assert.Equal(t, header.Get(dedup.HeaderReported), ev.Tags[dedup.TagCascadeOf])
+	assert.Equal(t, header.Get(deduphttp.HeaderReported), ev.Tags[dedup.TagCascadeOf])
 	s := caller.Stats()
 	assert.Equal(t, dedup.Stats{Received: 1, Emitted: 1, Cascades: 1}, s)
 }
@@ -154,9 +171,9 @@ func TestCrossServiceNothingLost(t *testing.T) {
 			caller := dedup.NewTransport(inner)
 			defer down.transport.Close()
 
-			traceID, header := call(t, caller, down.srv.URL, tt.header)
-			assert.Empty(t, header.Get(dedup.HeaderReported))
-			caller.SendEvent(callerEvent(traceID))
+			sc, header := call(t, caller, down.srv.URL, tt.header)
+			assert.Empty(t, header.Get(deduphttp.HeaderReported))
+			caller.SendEvent(callerEvent(sc))
 			caller.Close()
 			assert.Len(t, inner.Events(), 1, "the caller reports its own error")
 			assert.Zero(t, caller.Stats().Cascades)
@@ -167,12 +184,12 @@ func TestCrossServiceNothingLost(t *testing.T) {
 func TestRoundTripperIgnoresBadHeaders(t *testing.T) {
 	for _, v := range []string{"", "yes", "0af7651916cd43dd8448eb211c80319", "0af7651916cd43dd8448eb211c80319g"} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set(dedup.HeaderReported, v)
+			w.Header().Set(deduphttp.HeaderReported, v)
 		}))
 		inner := sentrytest.NewTransport()
 		caller := dedup.NewTransport(inner)
-		traceID, _ := call(t, caller, srv.URL, nil)
-		caller.SendEvent(callerEvent(traceID))
+		sc, _ := call(t, caller, srv.URL, nil)
+		caller.SendEvent(callerEvent(sc))
 		caller.Close()
 		srv.Close()
 		assert.Len(t, inner.Events(), 1, "header %q", v)
@@ -182,14 +199,14 @@ func TestRoundTripperIgnoresBadHeaders(t *testing.T) {
 func TestRoundTripperAcceptsParameters(t *testing.T) {
 	const id = "0AF7651916CD43DD8448EB211C80319C"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set(dedup.HeaderReported, id+"; v=2")
+		w.Header().Set(deduphttp.HeaderReported, id+"; v=2")
 	}))
 	defer srv.Close()
 	inner := sentrytest.NewTransport()
 	caller := dedup.NewTransport(inner, dedup.WithSendCascades())
 	defer caller.Close()
-	traceID, _ := call(t, caller, srv.URL, nil)
-	ev := callerEvent(traceID)
+	sc, _ := call(t, caller, srv.URL, nil)
+	ev := callerEvent(sc)
 	caller.SendEvent(ev)
 	assert.Equal(t, "0af7651916cd43dd8448eb211c80319c", ev.Tags[dedup.TagCascadeOf])
 }
@@ -198,25 +215,29 @@ func TestHandlerWithoutSpanPassesThrough(t *testing.T) {
 	tr := dedup.NewTransport(sentrytest.NewTransport())
 	defer tr.Close()
 	called := false
-	h := tr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := deduphttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		called = true
 		w.WriteHeader(http.StatusTeapot)
-	}))
+	}), tr)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	assert.True(t, called)
 	assert.Equal(t, http.StatusTeapot, rec.Code)
-	assert.Empty(t, rec.Header().Get(dedup.HeaderReported))
+	assert.Empty(t, rec.Header().Get(deduphttp.HeaderReported))
 
 	// With a span but no event: no header, and Write alone still works.
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}})
-	h = tr.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h = deduphttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 		http.NewResponseController(w).Flush()
-	}))
+	}), tr)
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(trace.ContextWithSpanContext(context.Background(), sc)))
 	assert.Equal(t, "ok", rec.Body.String())
 	assert.True(t, rec.Flushed)
-	assert.Empty(t, rec.Header().Get(dedup.HeaderReported))
+	assert.Empty(t, rec.Header().Get(deduphttp.HeaderReported))
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }

@@ -1,4 +1,4 @@
-package dedup_test
+package deduphttp_test
 
 import (
 	"context"
@@ -6,19 +6,22 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/getsentry/sentry-go"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/dedup/deduphttp"
 	"github.com/tracedup/tracedup/internal/sentrytest"
+	"github.com/tracedup/tracedup/sentryotel"
 )
 
-// Each service wraps its handlers with its Transport's Handler, inside
-// otelhttp, and calls the services it depends on through its Transport's
-// RoundTripper. A caller then knows when its downstream already reported the
-// error of a trace, and its own error of that trace is a cascade.
-func ExampleTransport_Handler() {
+// Each service wraps its handlers with NewHandler, inside otelhttp, and
+// calls the services it depends on through NewTransport. A caller then knows
+// when its downstream already reported the error behind a failed call, and
+// its own error that follows from that call is a cascade.
+func ExampleNewHandler() {
 	tp := sentrytest.TracerProvider("example")
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	w3c := otelhttp.WithPropagators(propagation.TraceContext{})
@@ -28,19 +31,19 @@ func ExampleTransport_Handler() {
 	payment := dedup.NewTransport(sentrytest.NewTransport())
 	defer payment.Close()
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ev := cascade(otelTraceID(r.Context()))[0]
+		ev := errorEvent(r.Context(), "*main.PaymentDeclined")
 		ev.EventID = "9f2c4a1be0d34c5f8a6b7c8d9e0f1a2b" // sentry-go's are 32 hex digits
 		payment.SendEvent(ev)
 		w.WriteHeader(http.StatusPaymentRequired)
 	})
-	srv := httptest.NewServer(otelhttp.NewHandler(payment.Handler(mux), "payment",
+	srv := httptest.NewServer(otelhttp.NewHandler(deduphttp.NewHandler(mux, payment), "payment",
 		otelhttp.WithTracerProvider(tp), w3c))
 	defer srv.Close()
 
 	// The order service calls payment.
 	inner := sentrytest.NewTransport()
 	order := dedup.NewTransport(inner)
-	client := &http.Client{Transport: otelhttp.NewTransport(order.RoundTripper(nil),
+	client := &http.Client{Transport: otelhttp.NewTransport(deduphttp.NewTransport(nil, order),
 		otelhttp.WithTracerProvider(tp), w3c)}
 
 	ctx, span := tp.Tracer("example").Start(context.Background(), "POST /orders")
@@ -51,10 +54,11 @@ func ExampleTransport_Handler() {
 		return
 	}
 	_ = resp.Body.Close()
-	fmt.Println("payment reported its error:", resp.Header.Get(dedup.HeaderReported) != "")
+	fmt.Println("payment reported its error:", resp.Header.Get(deduphttp.HeaderReported) != "")
 
-	// Order's own error of the same trace is a cascade: suppressed, counted.
-	order.SendEvent(cascade(otelTraceID(ctx))[1])
+	// Order's error on the span that made the call is a cascade of it:
+	// suppressed, counted.
+	order.SendEvent(errorEvent(ctx, "*main.ServiceCallFailed"))
 	span.End()
 	order.Close()
 	fmt.Println("order's events sent:", len(inner.Events()))
@@ -65,7 +69,14 @@ func ExampleTransport_Handler() {
 	// order's cascades: 1
 }
 
-// otelTraceID is the trace id of the span in ctx, as sentryotel stamps it.
-func otelTraceID(ctx context.Context) string {
-	return trace.SpanContextFromContext(ctx).TraceID().String()
+// errorEvent stands in for an error captured in ctx and stamped by
+// sentryotel's hook.
+func errorEvent(ctx context.Context, exceptionType string) *sentry.Event {
+	sc := trace.SpanContextFromContext(ctx)
+	ev := sentry.NewEvent()
+	ev.Level = sentry.LevelError
+	ev.Exception = []sentry.Exception{{Type: exceptionType}}
+	ev.Tags[sentryotel.TagTraceID] = sc.TraceID().String()
+	ev.Tags[sentryotel.TagSpanID] = sc.SpanID().String()
+	return ev
 }

@@ -1,0 +1,278 @@
+package dedup
+
+import (
+	"context"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracedup/tracedup/internal/ancestry"
+	"github.com/tracedup/tracedup/rootcause"
+)
+
+// maxCalls bounds the operations whose last call is recorded per trace.
+const maxCalls = 16
+
+// acks is the acknowledgement's state: the calls this service is serving
+// and the outcome of the calls it made. It has locks of its own, apart from
+// the deduplicator's windows: the two are consulted one after the other and
+// need no atomicity between them.
+type acks struct {
+	shards [numShards]ackShard
+}
+
+type ackShard struct {
+	mu sync.Mutex
+	// live are the calls being served, per trace, newest first.
+	live map[trace.TraceID]*Incoming
+	// calls are the last calls made, per trace and operation.
+	calls *memory[trace.TraceID, []call]
+	_     [64]byte
+}
+
+// call is one outgoing call whose last outcome is recorded.
+type call struct {
+	operation string
+	reported  string // the event id the callee acknowledged, "" if none
+	// spans are the call's span and the spans enclosing it, nearest first.
+	spans []trace.SpanID
+}
+
+func newAcks(maxTraces int, ttl time.Duration) *acks {
+	a := &acks{}
+	perShard := max(1, maxTraces/numShards)
+	for i := range a.shards {
+		a.shards[i].live = make(map[trace.TraceID]*Incoming)
+		a.shards[i].calls = newMemory[trace.TraceID, []call](perShard, ttl)
+	}
+	return a
+}
+
+func (a *acks) shard(id trace.TraceID) *ackShard { return &a.shards[id[15]%numShards] }
+
+// Incoming is a call this service is serving, as the acknowledgement sees it:
+// adapters ask it, when they write the response, whether an error event of
+// the call reached the Transport. Its methods are safe for concurrent use and
+// on a nil *Incoming, which is what calls without a trace get.
+type Incoming struct {
+	traceID  trace.TraceID
+	spanID   trace.SpanID
+	reported atomic.Pointer[string]
+	next     *Incoming // the trace's next live call, guarded by the shard
+	shard    *ackShard
+}
+
+// Incoming starts tracking a call this service serves, whose span is in ctx
+// (the server span otelhttp or otelgrpc started). Call End when the call is
+// done. It returns nil when ctx has no valid span.
+func (t *Transport) Incoming(ctx context.Context) *Incoming {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return nil
+	}
+	in := &Incoming{traceID: sc.TraceID(), spanID: sc.SpanID()}
+	in.shard = t.acks.shard(in.traceID)
+	in.shard.mu.Lock()
+	in.next = in.shard.live[in.traceID]
+	in.shard.live[in.traceID] = in
+	in.shard.mu.Unlock()
+	return in
+}
+
+// Reported returns the event id to acknowledge the call with, or "" when no
+// error event of the call reached the Transport (yet). It is the id of the
+// event captured or, when that event was a cascade, of the event it stands
+// behind.
+func (in *Incoming) Reported() string {
+	if in == nil {
+		return ""
+	}
+	if id := in.reported.Load(); id != nil {
+		return *id
+	}
+	return ""
+}
+
+// End stops tracking the call. It is safe to call more than once.
+func (in *Incoming) End() {
+	if in == nil {
+		return
+	}
+	s := in.shard
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	head := s.live[in.traceID]
+	if head == in {
+		if in.next == nil {
+			delete(s.live, in.traceID)
+		} else {
+			s.live[in.traceID] = in.next
+		}
+		return
+	}
+	for p := head; p != nil; p = p.next {
+		if p.next == in {
+			p.next = in.next
+			return
+		}
+	}
+}
+
+// Outgoing records the outcome of a call this service made, in the context
+// ctx the call was made in: reported is the event id the callee acknowledged
+// (see [ParseReported]), "" when it acknowledged nothing. operation names
+// what was called, so that a later call to the same operation supersedes
+// this one. Calls in a context without a valid span are not recorded.
+//
+// The caller's errors that follow from an acknowledged call count as a
+// cascade of it rather than as new failures. The rule, for one trace in the
+// caller:
+//
+//   - A call is recorded with the context it was made in (its span and the
+//     spans enclosing it) and its operation (for HTTP the method, host and
+//     path; for gRPC the full method).
+//   - An acknowledged call explains an error event of this service when the
+//     error was captured, after the call returned, on the call's span or on
+//     a span enclosing it: the handler that made the call, or a step of it
+//     that the call was part of. An error captured on another branch, such
+//     as a sibling goroutine's span, or on a span begun after the call, is
+//     not explained by it.
+//   - A later call to the same operation in the same trace supersedes an
+//     earlier one, whatever its outcome: a retry that succeeded (or failed
+//     without an acknowledgement) leaves the earlier failure explaining
+//     nothing. A later acknowledged one explains in its place.
+//   - What is recorded lasts as long as WithMemory says, for at most
+//     16 operations per trace; past that the oldest is forgotten and
+//     its errors are sent.
+//
+// What it cannot tell apart: a caller that recovers from an acknowledged
+// failure without calling that operation again (it degrades gracefully, say
+// with a cached answer), then fails on its own in the same span, looks like a
+// cascade. Capture the own failure on a span of its own (any span begun after
+// the call) and it is sent; or tell the deduplicator with [WithSendCascades],
+// which sends every cascade tagged.
+//
+// Adapters carry the event id on their transport's response (an HTTP header
+// or a gRPC trailer) and feed it to [Transport.Incoming] and Outgoing.
+func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
+	span := trace.SpanFromContext(ctx)
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		return
+	}
+	s := t.acks.shard(sc.TraceID())
+	now := time.Now()
+	if reported == "" {
+		// The common case, on every successful call: nothing to record
+		// unless it supersedes an acknowledged call.
+		s.mu.Lock()
+		if calls, ok := s.calls.get(sc.TraceID(), now); ok {
+			if i := slices.IndexFunc(calls, func(c call) bool { return c.operation == operation }); i >= 0 {
+				s.calls.put(sc.TraceID(), now, slices.Delete(slices.Clone(calls), i, i+1))
+			}
+		}
+		s.mu.Unlock()
+		return
+	}
+	c := call{operation: operation, reported: reported, spans: spanChain(span)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	calls, _ := s.calls.get(sc.TraceID(), now)
+	calls = slices.DeleteFunc(slices.Clone(calls), func(c call) bool { return c.operation == operation })
+	if len(calls) >= maxCalls {
+		calls = calls[1:]
+	}
+	s.calls.put(sc.TraceID(), now, append(calls, c))
+}
+
+// spanChain returns span's id and the ids of the spans enclosing it, nearest
+// first, as far as they are known.
+func spanChain(span trace.Span) []trace.SpanID {
+	chain := []trace.SpanID{span.SpanContext().SpanID()}
+	if ro, ok := span.(interface{ Parent() trace.SpanContext }); ok {
+		if p := ro.Parent(); p.IsValid() {
+			chain = ancestry.Append(append(chain, p.SpanID()), p.SpanID())
+		}
+	}
+	return chain
+}
+
+// explain returns the event id a downstream service acknowledged for a call
+// that explains e, if one does.
+func (a *acks) explain(e *rootcause.Error, now time.Time) (string, bool) {
+	traceID, err := trace.TraceIDFromHex(e.TraceID)
+	if err != nil {
+		return "", false
+	}
+	spanID, err := trace.SpanIDFromHex(e.SpanID)
+	if err != nil {
+		return "", false
+	}
+	s := a.shard(traceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	calls, _ := s.calls.get(traceID, now)
+	for i := len(calls) - 1; i >= 0; i-- {
+		if slices.Contains(calls[i].spans, spanID) {
+			return calls[i].reported, true
+		}
+	}
+	return "", false
+}
+
+// acknowledge records id on the call being served that e was captured in:
+// the one whose span is e's span or encloses it, else the only one of the
+// trace in flight.
+func (a *acks) acknowledge(e *rootcause.Error, id string) {
+	traceID, err := trace.TraceIDFromHex(e.TraceID)
+	if err != nil {
+		return
+	}
+	s := a.shard(traceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	head := s.live[traceID]
+	if head == nil {
+		return
+	}
+	var match *Incoming
+	for in := head; in != nil && match == nil; in = in.next {
+		var buf [16]byte
+		hex.Encode(buf[:], in.spanID[:])
+		if sid := buf[:]; string(sid) == e.SpanID || string(sid) == e.ParentSpanID ||
+			slices.ContainsFunc(e.Ancestors, func(a string) bool { return a == string(sid) }) {
+			match = in
+		}
+	}
+	if match == nil && head.next == nil {
+		match = head
+	}
+	if match != nil {
+		match.reported.CompareAndSwap(nil, &id)
+	}
+}
+
+// ParseReported reads an acknowledgement as the protocol carries it (the
+// HTTP header Tracedup-Reported, the gRPC trailer tracedup-reported): an
+// event id of 32 hex digits, optionally followed by parameters after a ';',
+// which are reserved and ignored. It returns the id in lowercase.
+func ParseReported(v string) (string, bool) {
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.TrimSpace(v)
+	if len(v) != 32 {
+		return "", false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return "", false
+		}
+	}
+	return strings.ToLower(v), true
+}

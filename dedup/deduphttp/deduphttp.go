@@ -1,0 +1,150 @@
+package deduphttp
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/felixge/httpsnoop"
+
+	"github.com/tracedup/tracedup/dedup"
+)
+
+// HeaderReported is the HTTP response header by which a service tells its
+// caller that it reported the error behind the response to Sentry.
+//
+// The protocol: a service whose handler runs [NewHandler] sets
+// "Tracedup-Reported: <event id>" (32 lowercase hex digits, the Sentry event
+// id) on the final response to a request when an error event of that request
+// reached its deduplicator before the response header was written. An event
+// reaches the deduplicator after sampling and after every BeforeSend hook, so
+// a sampled-out or dropped event is never acknowledged. The id is that of the
+// event the service captured or, when that event was itself a cascade, of
+// the event it stands behind. Parameters after a ';' are reserved; callers
+// ignore them. A caller that does not understand the header ignores it, and
+// a response without it changes nothing: the caller reports as usual.
+//
+// Only call services you run through [NewTransport]: the header lets a
+// downstream service silence its caller's errors.
+const HeaderReported = "Tracedup-Reported"
+
+// NewHandler returns middleware that tells callers, through HeaderReported,
+// when an error of their request was reported to t. It needs the request's
+// span in its context: put it inside otelhttp.NewHandler. It composes with
+// sentryhttp on either side.
+//
+// The header goes on the final response header (1xx responses leave it
+// alone) when it is written, or when next returns without writing; an error
+// captured after that is not acknowledged, and the caller reports its own.
+// The writer next sees keeps every interface of w (http.Flusher,
+// http.Hijacker, io.ReaderFrom...), as otelhttp's does.
+func NewHandler(next http.Handler, t *dedup.Transport) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in := t.Incoming(r.Context())
+		if in == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		defer in.End()
+		a := &acknowledger{in: in, w: w}
+		next.ServeHTTP(httpsnoop.Wrap(w, httpsnoop.Hooks{
+			WriteHeader: a.writeHeader,
+			Write:       a.write,
+			WriteString: a.writeString,
+			ReadFrom:    a.readFrom,
+			Flush:       a.flush,
+			FlushError:  a.flushError,
+		}), r)
+		// net/http writes the header itself after a handler that wrote
+		// nothing: set it now, or the caller never hears.
+		a.final()
+	})
+}
+
+// acknowledger sets HeaderReported once, as the final header is written.
+type acknowledger struct {
+	in    *dedup.Incoming
+	w     http.ResponseWriter
+	wrote bool
+}
+
+func (a *acknowledger) final() {
+	if a.wrote {
+		return
+	}
+	a.wrote = true
+	if id := a.in.Reported(); id != "" {
+		a.w.Header().Set(HeaderReported, id)
+	}
+}
+
+func (a *acknowledger) writeHeader(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
+	return func(code int) {
+		if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
+			a.final()
+		}
+		next(code)
+	}
+}
+
+func (a *acknowledger) write(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
+	return func(b []byte) (int, error) {
+		a.final()
+		return next(b)
+	}
+}
+
+func (a *acknowledger) writeString(next httpsnoop.WriteStringFunc) httpsnoop.WriteStringFunc {
+	return func(s string) (int, error) {
+		a.final()
+		return next(s)
+	}
+}
+
+func (a *acknowledger) readFrom(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
+	return func(src io.Reader) (int64, error) {
+		a.final()
+		return next(src)
+	}
+}
+
+func (a *acknowledger) flush(next httpsnoop.FlushFunc) httpsnoop.FlushFunc {
+	return func() {
+		a.final()
+		next()
+	}
+}
+
+func (a *acknowledger) flushError(next httpsnoop.FlushErrorFunc) httpsnoop.FlushErrorFunc {
+	return func() error {
+		a.final()
+		return next()
+	}
+}
+
+// NewTransport returns an http.RoundTripper that records with t the outcome
+// of each call: the event id a downstream service acknowledged in
+// HeaderReported, or none. base nil means http.DefaultTransport. It composes
+// with otelhttp.NewTransport on either side; the request's context must carry
+// the trace. Calls are told apart by method, host and path: a later call to
+// the same one supersedes an earlier (see [dedup.Transport.Outgoing]).
+func NewTransport(base http.RoundTripper, t *dedup.Transport) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &roundTripper{t: t, base: base}
+}
+
+type roundTripper struct {
+	t    *dedup.Transport
+	base http.RoundTripper
+}
+
+func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rt.base.RoundTrip(req)
+	var id string
+	if err == nil && resp != nil {
+		id, _ = dedup.ParseReported(resp.Header.Get(HeaderReported))
+	}
+	rt.t.Outgoing(req.Context(), req.Method+" "+req.URL.Host+req.URL.Path, id)
+	return resp, err
+}

@@ -1,0 +1,303 @@
+package rootcause
+
+import (
+	"fmt"
+	"runtime/debug"
+	"slices"
+)
+
+// Incident is one independent failure among the errors of a trace: the error
+// to report and the errors known to be its symptoms or its repeats.
+type Incident struct {
+	// Root is the index of the error to report.
+	Root int
+	// Members are the indexes of the incident's errors, Root among them, in
+	// ascending order.
+	Members []int
+}
+
+// Splitter is an optional interface of a [Strategy] that splits the errors of
+// a trace into incidents itself, as an OTel sampler may implement optional
+// interfaces beside ShouldSample. [Incidents] uses it when a strategy has it.
+//
+// Split is called with at least one error, all from the same trace. Every
+// index into errs must be in exactly one incident's Members, and each Root
+// among its incident's Members. It must not keep or modify errs.
+type Splitter interface {
+	Split(errs []Error) []Incident
+}
+
+// StrategyError is what [Incidents] returns when a strategy panicked or gave
+// an answer out of range. Whoever asked should then report every error: a
+// broken strategy must not hide one.
+type StrategyError struct {
+	// Strategy is the strategy's description.
+	Strategy string
+	// Panic is the value the strategy panicked with, nil if it did not.
+	Panic any
+	// Stack is the goroutine's stack at the panic.
+	Stack []byte
+	// Reason says what was wrong with an answer that did not panic.
+	Reason string
+}
+
+func (e *StrategyError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("rootcause: strategy %s: %s", e.Strategy, e.Reason)
+	}
+	return fmt.Sprintf("rootcause: strategy %s panicked: %v\n\n%s", e.Strategy, e.Panic, e.Stack)
+}
+
+// Incidents splits errs, the errors of one trace, into incidents and names
+// the root cause of each. A [Splitter] does both itself. Any other strategy
+// gets the split of [Split] and picks the root cause among each incident's
+// members, as it would among a whole trace's.
+//
+// It never panics: a panic in s, an index out of range or incidents that do
+// not cover errs exactly once are returned as a *[StrategyError]. It returns
+// nil, nil for no errors.
+func Incidents(s Strategy, errs []Error) (incidents []Incident, err error) {
+	if len(errs) == 0 {
+		return nil, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			incidents, err = nil, &StrategyError{Strategy: Describe(s), Panic: r, Stack: debug.Stack()}
+		}
+	}()
+	if sp, ok := s.(Splitter); ok {
+		incidents = sp.Split(errs)
+		if reason := checkCover(incidents, len(errs)); reason != "" {
+			return nil, &StrategyError{Strategy: Describe(s), Reason: reason}
+		}
+		return incidents, nil
+	}
+	incidents = Split(errs)
+	var sub []Error
+	for k := range incidents {
+		inc := &incidents[k]
+		if len(inc.Members) == 1 {
+			continue
+		}
+		sub = sub[:0]
+		for _, i := range inc.Members {
+			sub = append(sub, errs[i])
+		}
+		pick := s.RootCause(sub)
+		if pick < 0 || pick >= len(sub) {
+			return nil, &StrategyError{Strategy: Describe(s),
+				Reason: fmt.Sprintf("RootCause returned %d for %d errors", pick, len(sub))}
+		}
+		inc.Root = inc.Members[pick]
+	}
+	return incidents, nil
+}
+
+// checkCover returns why incidents do not split n errors, or "".
+func checkCover(incidents []Incident, n int) string {
+	seen := make([]bool, n)
+	covered := 0
+	for _, inc := range incidents {
+		if !slices.Contains(inc.Members, inc.Root) {
+			return fmt.Sprintf("Split named root %d outside its incident", inc.Root)
+		}
+		for _, i := range inc.Members {
+			if i < 0 || i >= n || seen[i] {
+				return fmt.Sprintf("Split listed error %d twice or out of range", i)
+			}
+			seen[i] = true
+			covered++
+		}
+	}
+	if covered != n {
+		return fmt.Sprintf("Split left %d of %d errors out", n-covered, n)
+	}
+	return ""
+}
+
+// Split groups the errors of one trace into incidents by what is known of
+// their causes, and only by that: an error whose cause is unknown is an
+// incident of its own. Each Root is the incident's first error that no other
+// of its errors explains.
+//
+// Error A explains error B, B being a symptom of A, when B was captured on a
+// span that encloses A's span: B's SpanID is among A's ancestors. A's
+// ancestors are its [Error.Ancestors] (or its ParentSpanID where those are
+// unknown), followed on through the ancestors of every error captured on one
+// of them. When both errors come from the same service and B was captured
+// before A, A cannot explain it: one service's errors share a clock, and a
+// symptom does not precede its cause. Errors on the same span explain
+// nothing of each other.
+//
+// Two errors are repeats, one incident, when they come from the same service
+// with the same exception type (the same message where neither has a type),
+// as a retried call that fails each time.
+//
+// An incident is a group of repeats that nothing explains, with every error
+// they explain, directly or through its other errors. An error that several
+// incidents explain joins the first. Errors that only explain each other, as
+// bad data in a cycle can, become incidents of their own.
+//
+// Links between processes are not known here: a span's chain ends at the
+// service's boundary. Package dedup learns them per call, through the
+// acknowledgement its adapters carry.
+func Split(errs []Error) []Incident {
+	n := len(errs)
+	if n == 0 {
+		return nil
+	}
+	if n == 1 {
+		return []Incident{{Root: 0, Members: []int{0}}}
+	}
+	enclosing := enclosingSpans(errs)
+	explains := func(a, b int) bool {
+		eb, ea := &errs[b], &errs[a]
+		if eb.SpanID == "" || eb.SpanID == ea.SpanID {
+			return false
+		}
+		if _, ok := enclosing[a][eb.SpanID]; !ok {
+			return false
+		}
+		return !(ea.Service == eb.Service && !ea.Timestamp.IsZero() && eb.Timestamp.Before(ea.Timestamp))
+	}
+
+	explained := make([]bool, n)
+	for b := range n {
+		for a := range n {
+			if a != b && explains(a, b) {
+				explained[b] = true
+				break
+			}
+		}
+	}
+
+	incidentOf := make([]int, n)
+	for i := range incidentOf {
+		incidentOf[i] = -1
+	}
+	var incidents []Incident
+	// The roots, grouped by repeat key in order of first appearance.
+	byKey := make(map[repeatKey]int)
+	for i := range n {
+		if explained[i] {
+			continue
+		}
+		k := keyOf(&errs[i])
+		inc, ok := byKey[k]
+		if !ok {
+			inc = len(incidents)
+			byKey[k] = inc
+			incidents = append(incidents, Incident{Root: i})
+		}
+		incidentOf[i] = inc
+	}
+	// Symptoms join the incident of an error that explains them, until no
+	// more do; explaining errors are walked in index order, so the first
+	// incident wins.
+	for changed := true; changed; {
+		changed = false
+		for b := range n {
+			if incidentOf[b] >= 0 {
+				continue
+			}
+			for a := range n {
+				if incidentOf[a] >= 0 && explains(a, b) {
+					incidentOf[b] = incidentOf[a]
+					changed = true
+					break
+				}
+			}
+		}
+	}
+	for i := range n {
+		if incidentOf[i] < 0 {
+			incidentOf[i] = len(incidents)
+			incidents = append(incidents, Incident{Root: i})
+		}
+	}
+	for i, inc := range incidentOf {
+		incidents[inc].Members = append(incidents[inc].Members, i)
+	}
+	return incidents
+}
+
+// repeatKey says which errors are repeats of each other.
+type repeatKey struct{ service, kind, text string }
+
+func keyOf(e *Error) repeatKey {
+	if e.ExceptionType != "" {
+		return repeatKey{service: e.Service, kind: e.ExceptionType}
+	}
+	return repeatKey{service: e.Service, text: e.Message}
+}
+
+// enclosingSpans returns, for each error, the set of span ids known to
+// enclose its span: its own chain, and the chain of every error captured on
+// a span of that chain, transitively.
+func enclosingSpans(errs []Error) []map[string]struct{} {
+	bySpan := make(map[string][]int, len(errs))
+	for i := range errs {
+		if id := errs[i].SpanID; id != "" {
+			bySpan[id] = append(bySpan[id], i)
+		}
+	}
+	sets := make([]map[string]struct{}, len(errs))
+	var queue []string
+	for i := range errs {
+		set := make(map[string]struct{})
+		queue = append(queue[:0], chainOf(&errs[i])...)
+		for len(queue) > 0 {
+			id := queue[len(queue)-1]
+			queue = queue[:len(queue)-1]
+			if _, seen := set[id]; seen || id == "" {
+				continue
+			}
+			set[id] = struct{}{}
+			for _, j := range bySpan[id] {
+				queue = append(queue, chainOf(&errs[j])...)
+			}
+		}
+		sets[i] = set
+	}
+	return sets
+}
+
+// chainOf returns the ids known to enclose e's span in its process.
+func chainOf(e *Error) []string {
+	if len(e.Ancestors) > 0 {
+		return e.Ancestors
+	}
+	if e.ParentSpanID != "" {
+		return []string{e.ParentSpanID}
+	}
+	return nil
+}
+
+// OnePerTrace returns a [Splitter] that makes one incident of every trace
+// and lets s pick its root cause: the behaviour of tracedup before incidents,
+// and of the article that started it. It sends one event per trace, so it
+// hides every independent failure beside the first; use it only where
+// fewer alerts matter more than seeing each failure.
+func OnePerTrace(s Strategy) Strategy {
+	if s == nil {
+		s = Default()
+	}
+	return onePerTrace{s}
+}
+
+type onePerTrace struct{ s Strategy }
+
+// RootCause implements [Strategy]: s's answer.
+func (o onePerTrace) RootCause(errs []Error) int { return o.s.RootCause(errs) }
+
+// Split implements [Splitter]: one incident of all errs, rooted where s says.
+func (o onePerTrace) Split(errs []Error) []Incident {
+	members := make([]int, len(errs))
+	for i := range members {
+		members[i] = i
+	}
+	return []Incident{{Root: o.s.RootCause(errs), Members: members}}
+}
+
+// Description returns "OnePerTrace{" + s's description + "}".
+func (o onePerTrace) Description() string { return "OnePerTrace{" + Describe(o.s) + "}" }
