@@ -29,11 +29,11 @@ type column struct {
 
 	// What the endpoint received; known is false when the events went to a
 	// real Sentry, which this program cannot read back.
-	known    bool
-	received int
-	issues   map[string]int // events per issue
-	rootCauses  int // failed requests whose root cause was received
-	noise       int // events received that are not a root cause
+	known      bool
+	received   int
+	issues     map[string]int // events per issue
+	rootCauses int            // failed requests whose root cause was received
+	noise      int            // events received that are not a root cause
 }
 
 func (r *result) column() column {
