@@ -49,6 +49,18 @@ func TestFromEvent(t *testing.T) {
 			},
 		},
 		{
+			name: "with the span processor's ancestors",
+			event: &sentry.Event{
+				Tags: map[string]string{"otel.trace_id": traceID, "otel.span_id": spanID},
+				Contexts: map[string]sentry.Context{
+					"trace":    {"trace_id": traceID, "span_id": spanID, "parent_span_id": parent},
+					"tracedup": {"ancestors": parent + ",1111111111111111"},
+				},
+			},
+			want: rootcause.Error{TraceID: traceID, SpanID: spanID, ParentSpanID: parent,
+				Ancestors: []string{parent, "1111111111111111"}},
+		},
+		{
 			name: "trace context only, root span",
 			event: &sentry.Event{
 				Message:  "boom",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"time"
 )
 
 // Incident is one independent failure among the errors of a trace: the error
@@ -135,7 +136,7 @@ func checkCover(incidents []Incident, n int) string {
 //
 // An incident is a group of repeats that nothing explains, with every error
 // they explain, directly or through its other errors. An error that several
-// incidents explain joins the first. Errors that only explain each other, as
+// incidents explain joins the one that began first. Errors that only explain each other, as
 // bad data in a cycle can, become incidents of their own.
 //
 // Links between processes are not known here: a span's chain ends at the
@@ -176,6 +177,7 @@ func Split(errs []Error) []Incident {
 		incidentOf[i] = -1
 	}
 	var incidents []Incident
+	var began []time.Time // per incident, its earliest root's timestamp
 	// The roots, grouped by repeat key in order of first appearance.
 	byKey := make(map[repeatKey]int)
 	for i := range n {
@@ -188,24 +190,33 @@ func Split(errs []Error) []Incident {
 			inc = len(incidents)
 			byKey[k] = inc
 			incidents = append(incidents, Incident{Root: i})
+			began = append(began, errs[i].Timestamp)
+		} else if before(errs[i].Timestamp, began[inc]) {
+			began[inc] = errs[i].Timestamp
 		}
 		incidentOf[i] = inc
 	}
 	// Symptoms join the incident of an error that explains them, until no
-	// more do; explaining errors are walked in index order, so the first
-	// incident wins.
+	// more do. Of several, the one that began first: the earliest failure
+	// is the likeliest cause, and the answer must not depend on the order
+	// the errors arrived in.
 	for changed := true; changed; {
 		changed = false
 		for b := range n {
 			if incidentOf[b] >= 0 {
 				continue
 			}
+			best := -1
 			for a := range n {
-				if incidentOf[a] >= 0 && explains(a, b) {
-					incidentOf[b] = incidentOf[a]
-					changed = true
-					break
+				if inc := incidentOf[a]; inc >= 0 && explains(a, b) &&
+					(best < 0 || before(began[inc], began[best]) ||
+						!before(began[best], began[inc]) && incidents[inc].Root < incidents[best].Root) {
+					best = inc
 				}
+			}
+			if best >= 0 {
+				incidentOf[b] = best
+				changed = true
 			}
 		}
 	}
