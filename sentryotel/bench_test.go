@@ -1,11 +1,14 @@
 package sentryotel_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
 	"github.com/getsentry/sentry-go"
 	sentrygootel "github.com/getsentry/sentry-go/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/internal/sentrytest"
 	"github.com/tracedup/tracedup/sentryotel"
@@ -82,6 +85,81 @@ func BenchmarkCaptureException(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				client.CaptureException(errPayment, &sentry.EventHint{Context: ctx}, scope)
+			}
+		})
+	}
+}
+
+// exporting stands in for the exporter's processor of a real provider: with
+// no processor at all the SDK records nothing, which no real service does.
+type exporting struct{}
+
+func (exporting) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (exporting) OnEnd(sdktrace.ReadOnlySpan)                      {}
+func (exporting) Shutdown(context.Context) error                   { return nil }
+func (exporting) ForceFlush(context.Context) error                 { return nil }
+
+// withAndWithout are a recording provider's options without and with the
+// SpanProcessor.
+var withAndWithout = []struct {
+	name string
+	opts []sdktrace.TracerProviderOption
+}{
+	{"processor=without", []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(exporting{})}},
+	{"processor=with", []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(exporting{}),
+		sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor())}},
+}
+
+// BenchmarkSpan starts and ends a child span, as every request does for
+// every span, on a provider without and with the SpanProcessor: the
+// difference is what the ancestry costs a request that captures no error.
+func BenchmarkSpan(b *testing.B) {
+	for _, bm := range withAndWithout {
+		b.Run(bm.name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(bm.opts...)
+			defer func() { _ = tp.Shutdown(context.Background()) }()
+			tracer := tp.Tracer("bench")
+			ctx, root := tracer.Start(context.Background(), "request")
+			defer root.End()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_, span := tracer.Start(ctx, "step")
+				span.End()
+			}
+		})
+	}
+}
+
+// BenchmarkBeforeSendAncestry is the hook on an error captured three spans
+// below the request's span, without and with the SpanProcessor, which adds
+// the chain of enclosing spans to the event.
+func BenchmarkBeforeSendAncestry(b *testing.B) {
+	for _, bm := range withAndWithout {
+		b.Run(bm.name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(bm.opts...)
+			defer func() { _ = tp.Shutdown(context.Background()) }()
+			tracer := tp.Tracer("bench")
+			ctx := context.Background()
+			for _, name := range []string{"request", "step", "query", "row"} {
+				var span trace.Span
+				ctx, span = tracer.Start(ctx, name)
+				defer span.End()
+			}
+			hook := sentryotel.BeforeSend(nil)
+			hint := &sentry.EventHint{Context: ctx}
+			events := make([]*sentry.Event, 1024)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%len(events) == 0 {
+					b.StopTimer()
+					for j := range events {
+						events[j] = sentry.NewEvent()
+					}
+					b.StartTimer()
+				}
+				hook(events[i%len(events)], hint)
 			}
 		})
 	}
