@@ -189,8 +189,8 @@ func Build(events []Event, s rootcause.Strategy) *Report {
 // where the others appeared as symptoms.
 type tally struct {
 	titles   map[string]string
-	everRoot map[string]bool           // issue -> root cause of some incident
-	failed   map[string]bool           // issue -> in an incident the strategy failed on
+	everRoot map[string]bool          // issue -> root cause of some incident
+	failed   map[string]bool          // issue -> in an incident the strategy failed on
 	symptom  map[string]*symptomTally // issue -> where it was a symptom
 }
 

@@ -41,6 +41,17 @@ func asItems[T any](evs []sentryapitest.Event, f func(sentryapitest.Event) T) []
 	return out
 }
 
+// where returns the events keep keeps.
+func where(evs []sentryapitest.Event, keep func(sentryapitest.Event) bool) []sentryapitest.Event {
+	var out []sentryapitest.Event
+	for _, e := range evs {
+		if keep(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // find returns the event of project p.
 func find(t *testing.T, evs []Event, p string) Event {
 	t.Helper()
@@ -104,13 +115,8 @@ func TestDiscoverProjectByProjectWithoutGlobalViews(t *testing.T) {
 				sentryapitest.MultipleProjects(w)
 				return
 			}
-			var rows []any
-			for _, e := range evs {
-				if fmt.Sprint(e.ProjectID) == ids[0] {
-					rows = append(rows, sentryapitest.DiscoverRow(e))
-				}
-			}
-			sentryapitest.Pages(w, r, rows, 100, sentryapitest.DiscoverBody)
+			mine := where(evs, func(e sentryapitest.Event) bool { return fmt.Sprint(e.ProjectID) == ids[0] })
+			sentryapitest.Pages(w, r, asItems(mine, sentryapitest.DiscoverRow), 100, sentryapitest.DiscoverBody)
 		default:
 			sentryapitest.NotFound(w)
 		}
@@ -137,13 +143,8 @@ func TestAutoReadsFullEventsWithoutDiscover(t *testing.T) {
 			if r.URL.Query().Get("full") != "true" {
 				t.Errorf("want full events, got %s", r.URL)
 			}
-			var items []any
-			for _, e := range evs {
-				if strings.Contains(r.URL.Path, "/"+e.Project+"/") {
-					items = append(items, sentryapitest.FullEvent(e))
-				}
-			}
-			sentryapitest.Pages(w, r, items, 10, nil)
+			mine := where(evs, func(e sentryapitest.Event) bool { return strings.Contains(r.URL.Path, "/"+e.Project+"/") })
+			sentryapitest.Pages(w, r, asItems(mine, sentryapitest.FullEvent), 10, nil)
 		default:
 			sentryapitest.NotFound(w)
 		}
