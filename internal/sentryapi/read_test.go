@@ -68,6 +68,18 @@ func projectList(w http.ResponseWriter, r *http.Request) {
 	sentryapitest.Pages(w, r, []any{sentryapitest.ProjectItem("gateway", 1), sentryapitest.ProjectItem("legacy", 2)}, 100, nil)
 }
 
+// newOrgFake serves twoServices' project list and hands every other request
+// to h.
+func newOrgFake(t *testing.T, h http.HandlerFunc) *sentryapitest.Server {
+	return newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		if sentryapitest.Route(r.URL.Path) == "organizations/{org}/projects" {
+			projectList(w, r)
+			return
+		}
+		h(w, r)
+	})
+}
+
 func TestDiscoverFindsTraceIDsWithoutOurTags(t *testing.T) {
 	evs := twoServices(testNow.Add(-time.Minute))
 	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
@@ -105,10 +117,8 @@ func TestDiscoverFindsTraceIDsWithoutOurTags(t *testing.T) {
 
 func TestDiscoverProjectByProjectWithoutGlobalViews(t *testing.T) {
 	evs := twoServices(testNow.Add(-time.Minute))
-	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+	f := newOrgFake(t, func(w http.ResponseWriter, r *http.Request) {
 		switch sentryapitest.Route(r.URL.Path) {
-		case "organizations/{org}/projects":
-			projectList(w, r)
 		case "organizations/{org}/events":
 			ids := r.URL.Query()["project"]
 			if len(ids) != 1 || ids[0] == "-1" {
@@ -133,10 +143,8 @@ func TestDiscoverProjectByProjectWithoutGlobalViews(t *testing.T) {
 
 func TestAutoReadsFullEventsWithoutDiscover(t *testing.T) {
 	evs := twoServices(testNow.Add(-time.Minute))
-	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+	f := newOrgFake(t, func(w http.ResponseWriter, r *http.Request) {
 		switch sentryapitest.Route(r.URL.Path) {
-		case "organizations/{org}/projects":
-			projectList(w, r)
 		case "organizations/{org}/events":
 			sentryapitest.NoDiscover(w)
 		case "projects/{org}/{project}/events":
