@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,13 +18,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/tracedup/tracedup/internal/report"
 	"github.com/tracedup/tracedup/internal/sentryapi"
-	"github.com/tracedup/tracedup/internal/sentryapi/report"
 	"github.com/tracedup/tracedup/rootcause"
 )
 
@@ -49,7 +51,8 @@ type options struct {
 	projects    []string
 	since       time.Duration
 	sinceText   string // -since as given
-	json, full  bool
+	json        bool
+	read        sentryapi.Read
 	strategy    rootcause.Strategy
 	maxCascades int
 }
@@ -66,27 +69,27 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	token := strings.TrimSpace(env(tokenEnv))
 	if token == "" {
-		fmt.Fprintf(stderr, "dedup-report: %s is not set: create an auth token in Sentry (Settings > Auth Tokens) with the %s scope and export it\n",
-			tokenEnv, neededScope(opts))
+		fmt.Fprintf(stderr, "dedup-report: %s is not set: %s; then export it\n", tokenEnv, sentryapi.TokenHint)
 		return exitUsage
 	}
 
 	client, err := sentryapi.New(opts.url, token,
 		sentryapi.WithUserAgent("tracedup-dedup-report"),
 		sentryapi.WithProgress(func(p sentryapi.Progress) {
-			fmt.Fprintf(stderr, "reading %s: page %d, %d error events", p.Endpoint, p.Pages, p.Events)
+			fmt.Fprintf(stderr, "reading %s (%s): page %d, %d error events", p.Endpoint, p.Read, p.Pages, p.Events)
 			if p.Waited > 0 {
 				fmt.Fprintf(stderr, " (waited %s for the rate limit)", p.Waited.Round(time.Second))
 			}
 			fmt.Fprintln(stderr)
-		}))
+		}),
+		sentryapi.WithNotice(func(msg string) { fmt.Fprintf(stderr, "dedup-report: note: %s\n", msg) }))
 	if err != nil {
 		fmt.Fprintf(stderr, "dedup-report: -url: %v\n", err)
 		return exitUsage
 	}
 	end := time.Now().UTC().Truncate(time.Second)
 	apiEvents, err := client.Events(ctx, sentryapi.Query{
-		Org: opts.org, Projects: opts.projects, Start: end.Add(-opts.since), End: end, Full: opts.full,
+		Org: opts.org, Projects: opts.projects, Start: end.Add(-opts.since), End: end, Read: opts.read,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "dedup-report: %v\n", err)
@@ -94,7 +97,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	events := make([]report.Event, len(apiEvents))
 	for i, e := range apiEvents {
-		events[i] = report.FromAPI(e)
+		events[i] = reportEvent(e)
 	}
 	r := report.Build(events, opts.strategy)
 
@@ -125,30 +128,45 @@ type jsonReport struct {
 	*report.Report
 }
 
-func neededScope(o *options) string {
-	if len(o.projects) == 0 {
-		return "event:read"
+// reportEvent is what the report sees of an event read from the API. An
+// event without the service.name tag (its service does not run tracedup's
+// hook) is attributed to its project, the nearest thing Sentry knows.
+func reportEvent(e sentryapi.Event) report.Event {
+	typ, msg := e.Exception()
+	return report.Event{
+		Error: rootcause.Error{
+			EventID: e.EventID, TraceID: e.TraceID(), SpanID: e.SpanID(), ParentSpanID: e.ParentSpanID(),
+			Service: cmp.Or(e.Service(), e.Project), ExceptionType: typ, Message: msg, Timestamp: e.DateCreated,
+		},
+		IssueID: e.GroupID, Project: e.Project, Title: e.Title,
 	}
-	return "project:read"
 }
 
 const usage = `Usage: SENTRY_AUTH_TOKEN=<token> dedup-report -org <org> [-project p1,p2,...] [flags]
 
 Reads the error events of the last -since from the Sentry web API, groups them
-by trace (the otel.trace_id tag, else Sentry's trace tag), names each trace's
-root cause, and lists the issues that only ever appear as symptoms of another:
-the ones to merge into their root cause's issue, or to mute.
+by trace (the otel.trace_id tag, else the event's trace context, so services
+without tracedup's hook count too), names each trace's root cause, and lists
+the issues that only ever appear as symptoms of another: the ones to merge
+into their root cause's issue, or to mute.
 
--project takes one project slug or a comma-separated list; the projects are
-read one after the other from "List a Project's Error Events" (token scope
-project:read). Without -project, every project of -org the token can see is
-read together from the organisation's Discover events endpoint (token scope
-event:read). A cascade that crosses projects is only seen whole when all its
-projects are read.
+-project takes one project slug or a comma-separated list; without it, every
+project of -org the token can see is read. A cascade that crosses projects is
+only seen whole when all its projects are read. -read chooses how:
+  auto      Discover where the token and the plan allow, else full events
+  discover  the organisation's Discover events (scope org:read), 100 a page,
+            project by project where the plan cannot query several at once
+  full      each project's full events (scope project:read), 10 a page
+  tags      each project's event list, 100 a page, but trace ids only from
+            tracedup's otel.trace_id tag: other services' errors go unseen
+Sentry allows about 60 requests a minute; the progress line says which read
+runs, and a note says when it changes course.
 
-The token comes from SENTRY_AUTH_TOKEN and is never printed. Progress goes to
-stderr, the report to stdout. Exit status: 0 done, 1 Sentry or the network
-failed, 2 bad flags or no token.
+The token comes from SENTRY_AUTH_TOKEN and is never printed. Which token:
+TOKEN_HINT.
+
+Progress goes to stderr, the report to stdout. Exit status: 0 done, 1 Sentry
+or the network failed, 2 bad flags or no token.
 
 Flags:
 `
@@ -157,20 +175,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("dedup-report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, strings.Replace(usage, "TOKEN_HINT", sentryapi.TokenHint, 1))
 		fs.PrintDefaults()
 	}
 	o := &options{}
-	var project, since, strategy, demote string
+	var project, since, strategy, demote, read string
 	fs.StringVar(&o.url, "url", "https://sentry.io", "Sentry `URL`: https://sentry.io, a regional https://de.sentry.io, or a self-hosted instance")
 	fs.StringVar(&o.org, "org", "", "organisation `slug` (required)")
 	fs.StringVar(&project, "project", "", "project `slugs`, comma-separated; empty reads every project of -org")
 	fs.StringVar(&since, "since", "24h", "how far back to read: a Go `duration` (90m, 24h) or days (7d)")
 	fs.BoolVar(&o.json, "json", false, "write the report as JSON on stdout")
-	fs.StringVar(&strategy, "strategy", "default", "root-cause `strategy`: "+strings.Join(strategyNames, ", ")+
-		"; a comma-separated list asks each in turn (FirstOf)")
+	fs.StringVar(&strategy, "strategy", "default", "root-cause `strategy`, or a comma-separated list asked in turn (FirstOf):"+strategyHelp())
 	fs.StringVar(&demote, "demote", "", "exception `types`, comma-separated, that wrap another service's failure (DownstreamError): chosen only when nothing else is (DemoteTypes)")
-	fs.BoolVar(&o.full, "full", true, "ask the project endpoint for full events: the only way it returns parent span ids, which -strategy deepest needs; pages are larger")
+	fs.StringVar(&read, "read", "auto", "how to read the events: `auto`, discover, full or tags (see above)")
 	fs.IntVar(&o.maxCascades, "max-cascades", 20, "cascades to list in the table (all of them are counted, and all are in -json)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -191,6 +208,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.since, o.sinceText = d, strings.TrimSpace(since)
+	if o.read, err = sentryapi.ParseRead(read); err != nil {
+		return nil, fmt.Errorf("-read %q: %w", read, err)
+	}
 	if o.strategy, err = parseStrategy(strategy, demote); err != nil {
 		return nil, err
 	}
@@ -221,14 +241,37 @@ func parseSince(s string) (time.Duration, error) {
 	return d, nil
 }
 
-var strategies = map[string]func() rootcause.Strategy{
-	"default":      rootcause.Default,
-	"deepest":      rootcause.Deepest,
-	"earliest":     rootcause.Earliest,
-	"nonrootfirst": rootcause.NonRootFirst,
+// strategyEntry is one -strategy name.
+type strategyEntry struct {
+	name string
+	make func() rootcause.Strategy
+	desc string
 }
 
-var strategyNames = []string{"default", "deepest", "earliest", "nonrootfirst"}
+// strategies are the -strategy names: the one table that both parsing and
+// the help read.
+var strategies = []strategyEntry{
+	{"default", rootcause.Default, "the library's default"},
+	{"deepest", rootcause.Deepest, "the error deepest in the span tree; needs parent span ids"},
+	{"earliest", rootcause.Earliest, "the earliest timestamp; trusts the hosts' clocks"},
+	{"nonrootfirst", rootcause.NonRootFirst, "the original article's heuristic: the earliest error not on the root span"},
+}
+
+func strategyNames() string {
+	names := make([]string, len(strategies))
+	for i, s := range strategies {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
+func strategyHelp() string {
+	var b strings.Builder
+	for _, s := range strategies {
+		fmt.Fprintf(&b, "\n  %-13s%s", s.name, s.desc)
+	}
+	return b.String()
+}
 
 // parseStrategy builds the strategy of -strategy and -demote.
 func parseStrategy(names, demote string) (rootcause.Strategy, error) {
@@ -239,11 +282,11 @@ func parseStrategy(names, demote string) (rootcause.Strategy, error) {
 		if n == "" {
 			continue
 		}
-		mk, ok := strategies[n]
-		if !ok {
-			return nil, fmt.Errorf("-strategy %q: want one of %s, or a comma-separated list of them", n, strings.Join(strategyNames, ", "))
+		i := slices.IndexFunc(strategies, func(s strategyEntry) bool { return s.name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("-strategy %q: want one of %s, or a comma-separated list of them", n, strategyNames())
 		}
-		list = append(list, mk())
+		list = append(list, strategies[i].make())
 	}
 	var s rootcause.Strategy
 	switch len(list) {
@@ -279,6 +322,7 @@ func writeTable(w io.Writer, o *options, r *report.Report) error {
 	fmt.Fprintf(tw, "error events read\t%d\n", r.EventsRead)
 	fmt.Fprintf(tw, "  without a trace id\t%d\n", r.EventsWithoutTrace)
 	fmt.Fprintf(tw, "traces\t%d\n", r.Traces)
+	fmt.Fprintf(tw, "incidents\t%d\t(independent failures: one root cause each)\n", r.Incidents)
 	fmt.Fprintf(tw, "traces with duplicates\t%d\n", r.TracesWithDuplicates)
 	fmt.Fprintf(tw, "duplicate events\t%d\t(the deduplicator would suppress them)\n", r.DuplicateEvents)
 	if r.StrategyFailures > 0 {

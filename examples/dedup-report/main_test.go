@@ -35,7 +35,7 @@ func TestTable(t *testing.T) {
 	require.Equal(t, exitOK, code, errOut)
 	t.Log("\n" + out)
 
-	assert.Contains(t, errOut, "reading projects/acme/payment/events: page 2, 3 error events")
+	assert.Contains(t, errOut, "reading organizations/acme/events (Discover, trace ids from its trace column, 100 a page): page 5, 9 error events")
 	assert.Contains(t, out, "Duplicate report for acme/gateway,order,payment, last 24h, strategy Deepest")
 	assert.Regexp(t, `error events read\s+9\n`, out)
 	assert.Regexp(t, `traces\s+3\n`, out)
@@ -65,8 +65,7 @@ func TestTable(t *testing.T) {
 	assert.True(t, strings.HasPrefix(symptoms[0], `100 *main.DownstreamError: order service: 502 Bad Gateway gateway 3 3 300 "*main.PaymentDeclined: card declined" (3 traces)`), symptoms[0])
 	assert.True(t, strings.HasPrefix(symptoms[1], `200 *main.DownstreamError: payment service: 502 Bad Gateway order 3 3 300 "*main.PaymentDeclined: card declined" (3 traces)`), symptoms[1])
 
-	for _, u := range f.requests {
-		assert.Contains(t, u, "full=true")
+	for _, u := range f.requests() {
 		assert.NotContains(t, u, testToken)
 	}
 }
@@ -137,9 +136,9 @@ func TestJSON(t *testing.T) {
 				assert.Equal(t, 3, s.SymptomOf[0].Traces)
 			}
 			if len(args) == 0 {
-				require.NotEmpty(t, f.requests)
-				assert.Contains(t, f.requests[0], "/api/0/organizations/acme/events/")
-				assert.Contains(t, f.requests[0], "project=-1")
+				require.NotEmpty(t, f.requests())
+				assert.Contains(t, f.requests()[0], "/api/0/organizations/acme/events/")
+				assert.Contains(t, f.requests()[0], "project=-1")
 			}
 		})
 	}
@@ -147,8 +146,9 @@ func TestJSON(t *testing.T) {
 
 func TestStrategyFlag(t *testing.T) {
 	f := newFixture(t)
-	// Earliest trusts the clocks, and order's clock runs 40 ms slow.
-	code, out, errOut := runCmd(t, withToken, "-url", f.URL, "-org", "acme", "-project", "gateway,order,payment", "-json", "-strategy", "earliest")
+	// Earliest trusts the clocks, and order's clock runs 40 ms slow. Full
+	// events carry the milliseconds; Discover's timestamps are whole seconds.
+	code, out, errOut := runCmd(t, withToken, "-url", f.URL, "-org", "acme", "-project", "gateway,order,payment", "-json", "-strategy", "earliest", "-read", "full")
 	require.Equal(t, exitOK, code, errOut)
 	var r jsonOut
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
@@ -158,7 +158,7 @@ func TestStrategyFlag(t *testing.T) {
 	}
 
 	code, out, errOut = runCmd(t, withToken, "-url", f.URL, "-org", "acme", "-project", "gateway,order,payment", "-json",
-		"-strategy", "earliest", "-demote", "DownstreamError")
+		"-strategy", "earliest", "-demote", "DownstreamError", "-read", "full")
 	require.Equal(t, exitOK, code, errOut)
 	r = jsonOut{}
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
@@ -194,7 +194,9 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"no token", nil, []string{"-org", "acme"}, exitUsage, "SENTRY_AUTH_TOKEN is not set"},
-		{"no token names the scope", map[string]string{}, []string{"-org", "acme", "-project", "x"}, exitUsage, "project:read"},
+		{"no token names the scopes", map[string]string{}, []string{"-org", "acme", "-project", "x"}, exitUsage, "org:read to read the whole organisation"},
+		{"no token names the kind of token", map[string]string{}, []string{"-org", "acme"}, exitUsage, "personal token"},
+		{"bad -read", withToken, []string{"-org", "acme", "-read", "fast"}, exitUsage, `-read "fast": want one of auto, discover, full, tags`},
 		{"missing -org", withToken, []string{"-project", "web"}, exitUsage, "-org is required"},
 		{"bad -since", withToken, []string{"-org", "acme", "-since", "yesterday"}, exitUsage, `-since "yesterday": want a positive duration`},
 		{"negative -since", withToken, []string{"-org", "acme", "-since", "-1h"}, exitUsage, "positive duration"},
@@ -203,10 +205,10 @@ func TestUsageErrors(t *testing.T) {
 		{"stray argument", withToken, []string{"-org", "acme", "extra"}, exitUsage, "unexpected arguments"},
 		{"unknown flag", withToken, []string{"-org", "acme", "-verbose"}, exitUsage, "flag provided but not defined"},
 		{"401", map[string]string{tokenEnv: "wrong-token"}, []string{"-url", f.URL, "-org", "acme", "-project", "web"}, exitError, "401 token rejected"},
-		{"404 project", withToken, []string{"-url", f.URL, "-org", "acme", "-project", "nosuch"}, exitError, `project "nosuch" is likely wrong`},
+		{"404 project", withToken, []string{"-url", f.URL, "-org", "acme", "-project", "nosuch"}, exitError, `project "nosuch" is not among the 3 projects`},
+		{"404 project, full events", withToken, []string{"-url", f.URL, "-org", "acme", "-project", "nosuch", "-read", "full"}, exitError, `project "nosuch" is likely wrong`},
 		{"404 organisation", withToken, []string{"-url", f.URL, "-org", "nosuch", "-project", "web"}, exitError, `organisation "nosuch" does not exist`},
 	}
-	f.setHandler(nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runCmd(t, tt.vars, tt.args...)
@@ -230,7 +232,7 @@ func TestAPIErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.setHandler(tt.handler)
+			f.SetHandler(tt.handler)
 			code, out, errOut := runCmd(t, withToken, "-url", f.URL, "-org", "acme", "-project", "payment")
 			assert.Equal(t, exitError, code)
 			assert.Contains(t, errOut, tt.want)
@@ -256,4 +258,61 @@ func TestHelp(t *testing.T) {
 	for _, s := range []string{"-project", "comma-separated", "every project of -org", "SENTRY_AUTH_TOKEN", "never printed", "-strategy", "-json", "-since", "-url"} {
 		assert.Contains(t, errOut, s)
 	}
+}
+
+// TestServicesWithoutTheHook reads an organisation where only the gateway
+// runs tracedup's hook: order's and payment's events carry no otel tags,
+// only their trace context. Every read that sees trace contexts finds the
+// three cascades and payment's root cause; the tag-only read says it cannot.
+func TestServicesWithoutTheHook(t *testing.T) {
+	tests := []struct {
+		name       string
+		noDiscover bool
+		args       []string
+		note       string
+		traces     int // with duplicates
+	}{
+		{"Discover", false, nil, "", 3},
+		{"no Discover: full events", true, nil, "no Discover", 3},
+		{"full events asked for", false, []string{"-read", "full"}, "", 3},
+		{"tags only", false, []string{"-read", "tags"}, "only events tagged by tracedup's hook", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "order", "payment")
+			f.noDiscover = tt.noDiscover
+			code, out, errOut := runCmd(t, withToken, append([]string{"-url", f.URL, "-org", "acme", "-json"}, tt.args...)...)
+			require.Equal(t, exitOK, code, errOut)
+			if tt.note != "" {
+				assert.Contains(t, errOut, "dedup-report: note: ")
+				assert.Contains(t, errOut, tt.note)
+			}
+			var r jsonOut
+			require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+			assert.Equal(t, 9, r.EventsRead)
+			assert.Equal(t, tt.traces, r.TracesWithDuplicates, errOut)
+			if tt.traces == 0 {
+				return
+			}
+			require.Len(t, r.Cascades, 3)
+			for _, c := range r.Cascades {
+				assert.Equal(t, "300", c.RootIssue, "payment's issue is the root cause of trace %s", c.TraceID)
+				assert.ElementsMatch(t, []string{"gateway", "order", "payment"}, c.Services, "unhooked services named by their project")
+			}
+		})
+	}
+}
+
+// TestStrategiesOneTable checks that every strategy of the table parses and
+// shows in the help, so that the two cannot drift apart.
+func TestStrategiesOneTable(t *testing.T) {
+	_, _, help := runCmd(t, nil, "-help")
+	for _, s := range strategies {
+		_, err := parseStrategy(s.name, "")
+		assert.NoError(t, err, s.name)
+		assert.Contains(t, help, s.name)
+		assert.Contains(t, help, s.desc)
+	}
+	_, err := parseStrategy("smartest", "")
+	assert.ErrorContains(t, err, strategyNames())
 }

@@ -51,7 +51,7 @@ func ParseEnvelope(data []byte) (Envelope, error) {
 		EventID string `json:"event_id"`
 	}
 	if err := decodeObject(line, &header); err != nil {
-		return Envelope{}, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		return Envelope{}, fmt.Errorf("%w: header: %w", ErrMalformed, err)
 	}
 	env := Envelope{Header: line, EventID: header.EventID}
 
@@ -62,7 +62,7 @@ func ParseEnvelope(data []byte) (Envelope, error) {
 			Length *int64 `json:"length"`
 		}
 		if err := decodeObject(line, &ih); err != nil {
-			return Envelope{}, fmt.Errorf("%w: item %d header: %v", ErrMalformed, n, err)
+			return Envelope{}, fmt.Errorf("%w: item %d header: %w", ErrMalformed, n, err)
 		}
 		if ih.Type == "" {
 			return Envelope{}, fmt.Errorf("%w: item %d has no type", ErrMalformed, n)

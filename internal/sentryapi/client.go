@@ -2,14 +2,12 @@ package sentryapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,15 +19,20 @@ const (
 	// or a 502/503/504 before the client gives up.
 	DefaultMaxRetries = 5
 	// DefaultBaseBackoff is the first wait of the exponential backoff used
-	// when a 429 carries neither Retry-After nor X-Sentry-Rate-Limit-Reset.
+	// when a 429 carries neither Retry-After nor X-Sentry-Rate-Limit-Reset
+	// (self-hosted Sentry sends no rate-limit headers).
 	DefaultBaseBackoff = time.Second
 	// DefaultMaxWait caps any single wait, backoff or announced reset alike,
 	// so a bogus header cannot stall the client for hours.
 	DefaultMaxWait = 2 * time.Minute
-	// DefaultMaxPages bounds a paginated read (100 events a page).
+	// DefaultMaxPages bounds one paginated read. Discover and the plain event
+	// list return 100 events a page, so the bound is a million events; full
+	// events come 10 a page (Sentry caps full=true pages), so a hundred
+	// thousand, which at Sentry's 60 requests a minute takes about three
+	// hours to read.
 	DefaultMaxPages = 10000
-	// maxBodyBytes bounds one response body; a page of 100 full events is
-	// far below it.
+	// maxBodyBytes bounds one response body; a page of full events is far
+	// below it.
 	maxBodyBytes = 64 << 20
 )
 
@@ -57,6 +60,9 @@ type gate struct {
 type Progress struct {
 	// Endpoint names the read ("projects/acme/web/events").
 	Endpoint string
+	// Read says how the read finds trace ids ("Discover, trace ids from its
+	// trace column").
+	Read string
 	// Pages is how many pages of this read are done.
 	Pages int
 	// Events is how many events this read has returned so far.
@@ -69,113 +75,12 @@ type Progress struct {
 	RateLimitRemaining, ConcurrentRemaining int
 }
 
-type config struct {
-	httpClient  *http.Client
-	sleep       func(ctx context.Context, d time.Duration) error
-	now         func() time.Time
-	maxRetries  int
-	baseBackoff time.Duration
-	maxWait     time.Duration
-	maxPages    int
-	progress    func(Progress)
-	userAgent   string
-}
-
-// Option configures a Client.
-type Option interface{ apply(*config) }
-
-type optionFunc func(*config)
-
-func (f optionFunc) apply(c *config) { f(c) }
-
-// WithHTTPClient sets the HTTP client (default: one with a 60 s timeout).
-// A nil client is ignored.
-func WithHTTPClient(c *http.Client) Option {
-	return optionFunc(func(cfg *config) {
-		if c != nil {
-			cfg.httpClient = c
-		}
-	})
-}
-
-// WithSleep sets how the client waits for rate limits and backoff. sleep must
-// return ctx.Err() if ctx ends first. Tests pass a function that records the
-// wait and returns at once. A nil function is ignored.
-func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
-	return optionFunc(func(cfg *config) {
-		if sleep != nil {
-			cfg.sleep = sleep
-		}
-	})
-}
-
-// WithClock sets the clock that rate-limit resets (epoch seconds) are measured
-// against. A nil function is ignored.
-func WithClock(now func() time.Time) Option {
-	return optionFunc(func(cfg *config) {
-		if now != nil {
-			cfg.now = now
-		}
-	})
-}
-
-// WithMaxRetries sets how often one request is retried after a 429 or a
-// transient 5xx. Negative values are ignored; 0 means never retry.
-func WithMaxRetries(n int) Option {
-	return optionFunc(func(cfg *config) {
-		if n >= 0 {
-			cfg.maxRetries = n
-		}
-	})
-}
-
-// WithBackoff sets the first backoff wait and the cap on any single wait.
-// Non-positive values are ignored.
-func WithBackoff(base, maxWait time.Duration) Option {
-	return optionFunc(func(cfg *config) {
-		if base > 0 {
-			cfg.baseBackoff = base
-		}
-		if maxWait > 0 {
-			cfg.maxWait = maxWait
-		}
-	})
-}
-
-// WithMaxPages bounds how many pages one read follows. Non-positive values
-// are ignored.
-func WithMaxPages(n int) Option {
-	return optionFunc(func(cfg *config) {
-		if n > 0 {
-			cfg.maxPages = n
-		}
-	})
-}
-
-// WithProgress sets a function called after each page of a read, from the
-// goroutine doing the read. A nil function is ignored.
-func WithProgress(f func(Progress)) Option {
-	return optionFunc(func(cfg *config) {
-		if f != nil {
-			cfg.progress = f
-		}
-	})
-}
-
-// WithUserAgent sets the User-Agent header. An empty string is ignored.
-func WithUserAgent(ua string) Option {
-	return optionFunc(func(cfg *config) {
-		if ua != "" {
-			cfg.userAgent = ua
-		}
-	})
-}
-
 // New returns a client for the Sentry instance at baseURL
 // ("https://sentry.io", or a self-hosted or regional URL such as
 // "https://de.sentry.io") that authenticates with token as a Bearer token.
-// The token is sent only in the Authorization header of requests to baseURL
-// and never appears in an error.
+// The token is sent only in the Authorization header of requests to baseURL's
+// scheme, host and port, also across redirects, and never appears in an
+// error.
 func New(baseURL, token string, options ...Option) (*Client, error) {
 	if token == "" {
 		return nil, errors.New("sentry api: no auth token")
@@ -198,6 +103,7 @@ func New(baseURL, token string, options ...Option) (*Client, error) {
 		maxWait:     DefaultMaxWait,
 		maxPages:    DefaultMaxPages,
 		progress:    func(Progress) {},
+		notice:      func(string) {},
 		userAgent:   "tracedup-sentryapi",
 	}
 	for _, o := range options {
@@ -205,7 +111,40 @@ func New(baseURL, token string, options ...Option) (*Client, error) {
 			o.apply(&cfg)
 		}
 	}
+	cfg.httpClient = guardRedirects(cfg.httpClient, u)
 	return &Client{base: u, token: token, cfg: cfg, gates: map[string]*gate{}}, nil
+}
+
+// guardRedirects returns a copy of hc that drops the Authorization header
+// from a redirect that leaves base's origin. net/http drops it only when the
+// host name changes, and keeps it on a redirect to the same host on another
+// port or scheme: a plain-http listener on the same host would get the token.
+// The user's own CheckRedirect still runs after.
+func guardRedirects(hc *http.Client, base *url.URL) *http.Client {
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if origin(req.URL) != origin(base) {
+			req.Header.Del("Authorization")
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 { // net/http's default policy
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
+}
+
+// origin is scheme://host:port with the scheme's default port made explicit.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // sleepCtx waits for d or until ctx ends.
@@ -258,66 +197,49 @@ type response struct {
 // get sends r, holding the endpoint's gate for the whole exchange including
 // any retries, so that there is never more than one request in flight per
 // endpoint and a retry does not race other readers into the same limit.
+//
+// Every wait, for a spent window or before a retry, is taken in one place at
+// the top of the loop, until the gate's time: a retry's delay and the window
+// Sentry announced are the same wait, not two.
 func (c *Client) get(ctx context.Context, r request) (*response, error) {
 	g := c.gateFor(r.endpoint)
 	select {
 	case g.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, c.errorf(r, ErrNetwork, 0, "", ctx.Err())
+		return nil, c.cancelled(r, "while waiting for another request to this endpoint", ctx)
 	}
 	defer func() { <-g.sem }()
 
 	var waited time.Duration
-	wait := func(d time.Duration) error {
-		if d <= 0 {
-			return nil
-		}
-		d = min(d, c.cfg.maxWait)
-		waited += d
-		return c.cfg.sleep(ctx, d)
-	}
 	for attempt := 0; ; attempt++ {
-		if err := wait(g.until.Sub(c.cfg.now())); err != nil {
-			return nil, c.errorf(r, ErrNetwork, 0, "interrupted while waiting for the rate limit to reset", err)
+		if d := min(g.until.Sub(c.cfg.now()), c.cfg.maxWait); d > 0 {
+			waited += d
+			if err := c.cfg.sleep(ctx, d); err != nil {
+				return nil, c.cancelled(r, "while waiting for the rate limit", ctx)
+			}
 		}
 		resp, err := c.send(ctx, r)
 		if err != nil {
-			hint := "no response from Sentry; check -url and the network"
 			if ctx.Err() != nil {
-				hint = "interrupted"
+				return nil, c.cancelled(r, "", ctx)
 			}
-			return nil, c.errorf(r, ErrNetwork, 0, hint, err)
+			return nil, c.errorf(r, ErrNetwork, 0, "no response from Sentry; check -url and the network", err)
 		}
 		body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 		resp.Body.Close()
-		limits := parseRateLimit(resp.Header, c.cfg.now())
-		g.until = time.Time{}
-		if limits.remainingKnown && limits.remaining <= 0 && !limits.reset.IsZero() {
-			g.until = limits.reset // spent: the next request waits for the window
-		}
-		switch {
-		case resp.StatusCode == http.StatusTooManyRequests || transient(resp.StatusCode):
+		now := c.cfg.now()
+		limits := parseRateLimit(resp.Header, now)
+		g.until = limits.spentUntil(now, c.cfg.maxWait)
+		if resp.StatusCode == http.StatusTooManyRequests || transient(resp.StatusCode) {
 			if attempt >= c.cfg.maxRetries {
-				kind := ErrRateLimited
-				hint := fmt.Sprintf("still rate limited after %d retries; try again later or narrow -since", attempt)
-				if resp.StatusCode != http.StatusTooManyRequests {
-					kind, hint = ErrStatus, fmt.Sprintf("Sentry kept failing after %d retries", attempt)
-				}
-				return nil, c.statusError(r, kind, resp.StatusCode, hint, body)
+				return nil, c.gaveUp(r, resp.StatusCode, attempt, body)
 			}
-			d := limits.retryAfter
-			if d <= 0 && !limits.reset.IsZero() {
-				d = limits.reset.Sub(c.cfg.now())
-			}
-			if d <= 0 {
-				d = backoff(c.cfg.baseBackoff, attempt)
-			}
-			if err := wait(d); err != nil {
-				return nil, c.errorf(r, ErrNetwork, 0, "interrupted while waiting to retry", err)
-			}
+			d := limits.retryDelay(now, func() time.Duration { return backoff(c.cfg.baseBackoff, attempt) })
+			g.until = later(g.until, now.Add(min(d, c.cfg.maxWait)))
 			continue
-		case resp.StatusCode < 200 || resp.StatusCode > 299:
-			return nil, c.classify(ctx, r, resp.StatusCode, body)
+		}
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return nil, c.classify(r, resp.StatusCode, body)
 		}
 		if readErr != nil {
 			return nil, c.errorf(r, ErrNetwork, resp.StatusCode, "the response was cut short", readErr)
@@ -327,6 +249,13 @@ func (c *Client) get(ctx context.Context, r request) (*response, error) {
 		}
 		return &response{body: body, header: resp.Header, waited: waited, limits: limits}, nil
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // send builds and sends one request. The token goes in the header only.
@@ -358,134 +287,4 @@ func (c *Client) urlFor(r request) string {
 // transient reports whether a status is worth retrying.
 func transient(status int) bool {
 	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
-}
-
-// backoff returns base·2^attempt; the caller caps it.
-func backoff(base time.Duration, attempt int) time.Duration {
-	f := float64(base) * math.Pow(2, float64(attempt))
-	if f > float64(math.MaxInt64/2) {
-		return math.MaxInt64 / 2
-	}
-	return time.Duration(f)
-}
-
-// rateLimit is what the response headers say of the endpoint's limits.
-type rateLimit struct {
-	remaining           int
-	remainingKnown      bool
-	reset               time.Time     // X-Sentry-Rate-Limit-Reset, zero when absent
-	concurrentRemaining int           // X-Sentry-Rate-Limit-ConcurrentRemaining, -1 when absent
-	retryAfter          time.Duration // Retry-After, 0 when absent
-}
-
-// parseRateLimit reads Sentry's rate-limit headers
-// (https://docs.sentry.io/api/ratelimits/) and Retry-After. Unparseable
-// values count as absent.
-func parseRateLimit(h http.Header, now time.Time) rateLimit {
-	l := rateLimit{remaining: -1, concurrentRemaining: -1}
-	if v, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Sentry-Rate-Limit-Remaining"))); err == nil {
-		l.remaining, l.remainingKnown = v, true
-	}
-	if v, err := strconv.ParseFloat(strings.TrimSpace(h.Get("X-Sentry-Rate-Limit-Reset")), 64); err == nil && v > 0 && v < 1e11 {
-		sec, frac := math.Modf(v)
-		l.reset = time.Unix(int64(sec), int64(frac*1e9))
-	}
-	if v, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Sentry-Rate-Limit-ConcurrentRemaining"))); err == nil {
-		l.concurrentRemaining = v
-	}
-	if ra := strings.TrimSpace(h.Get("Retry-After")); ra != "" {
-		if v, err := strconv.ParseFloat(ra, 64); err == nil && v > 0 && v < 1e7 {
-			l.retryAfter = time.Duration(v * float64(time.Second))
-		} else if t, err := http.ParseTime(ra); err == nil {
-			l.retryAfter = t.Sub(now)
-		}
-	}
-	return l
-}
-
-// classify turns a non-2xx, non-retryable status into an *Error.
-func (c *Client) classify(ctx context.Context, r request, status int, body []byte) error {
-	switch status {
-	case http.StatusUnauthorized:
-		return c.statusError(r, ErrUnauthorized, status,
-			"SENTRY_AUTH_TOKEN is invalid, expired or revoked; create a token at Settings > Auth Tokens", body)
-	case http.StatusForbidden:
-		return c.statusError(r, ErrForbidden, status, scopeHint(r.endpoint), body)
-	case http.StatusNotFound:
-		return c.statusError(r, ErrNotFound, status, c.notFoundHint(ctx, r), body)
-	case http.StatusBadRequest:
-		return c.statusError(r, ErrStatus, status, "Sentry rejected the query", body)
-	}
-	return c.statusError(r, ErrStatus, status, "", body)
-}
-
-// scopeHint names the scopes an endpoint needs, from Sentry's API reference:
-// "List a Project's Error Events" requires project:read (or project:write,
-// project:admin); "Query Discover Events in Table Format" is guarded by
-// Sentry's OrganizationEventPermission, event:read (or event:write,
-// event:admin).
-func scopeHint(endpoint string) string {
-	switch endpoint {
-	case endpointProjectEvents:
-		return "the token needs the project:read scope, and its user must be a member of the project's team"
-	case endpointOrgEvents:
-		return "the token needs the event:read scope (org:read as well if it lists projects), and access to the organisation's projects"
-	}
-	return "the token lacks a scope this endpoint needs"
-}
-
-// notFoundHint says whether the organisation or the project is likely wrong.
-// For a project endpoint it asks Sentry whether the organisation exists:
-// both a wrong organisation and a wrong project give the same 404.
-func (c *Client) notFoundHint(ctx context.Context, r request) string {
-	org, project := r.org, r.project
-	if r.endpoint != endpointProjectEvents {
-		return fmt.Sprintf("organisation %q does not exist or the token cannot see it; check -org (the slug, as in the URL)", org)
-	}
-	probe := request{endpoint: "organizations/{org}", path: "/api/0/organizations/" + url.PathEscape(org) + "/", org: org}
-	if _, err := c.get(ctx, probe); err == nil {
-		return fmt.Sprintf("organisation %q exists, so project %q is likely wrong; check -project (the slug, as in the URL)", org, project)
-	} else if errors.Is(err, ErrNotFound) {
-		return fmt.Sprintf("organisation %q does not exist or the token cannot see it; check -org", org)
-	}
-	return fmt.Sprintf("organisation %q or project %q does not exist or the token cannot see it; check -org and -project", org, project)
-}
-
-// statusError builds the *Error of an HTTP failure, with Sentry's detail.
-func (c *Client) statusError(r request, kind error, status int, hint string, body []byte) error {
-	e := c.errorf(r, kind, status, hint, nil).(*Error)
-	e.Detail = redact(sentryDetail(body), c.token)
-	return e
-}
-
-// errorf builds an *Error that holds no copy of the token.
-func (c *Client) errorf(r request, kind error, status int, hint string, err error) error {
-	if err != nil && strings.Contains(err.Error(), c.token) {
-		// Never seen in practice; if it happens, the chain is given up for
-		// the token's sake.
-		err = errors.New(redact(err.Error(), c.token))
-	}
-	return &Error{
-		Kind: kind, Method: http.MethodGet, Path: redact(r.path, c.token), Page: r.page,
-		StatusCode: status, Hint: redact(hint, c.token), Err: err,
-	}
-}
-
-// sentryDetail extracts {"detail": "..."} from an error body, shortened.
-func sentryDetail(body []byte) string {
-	var v struct {
-		Detail json.RawMessage `json:"detail"`
-	}
-	if json.Unmarshal(body, &v) != nil || len(v.Detail) == 0 {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(v.Detail, &s) != nil {
-		s = string(v.Detail)
-	}
-	const maxDetail = 200
-	if len(s) > maxDetail {
-		s = s[:maxDetail] + "…"
-	}
-	return s
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tracedup/tracedup/internal/keys"
+	"github.com/tracedup/tracedup/internal/sentryapitest"
 )
 
 const eventsPath = "/api/0/projects/acme/checkout/events/"
@@ -26,8 +26,7 @@ func TestProjectEventsPaginatesThroughRateLimit(t *testing.T) {
 	reset := testNow.Add(7 * time.Second)
 	var mu sync.Mutex
 	served429 := false
-	var f *fakeSentry
-	f = newFakeSentry(t, func(w http.ResponseWriter, r *http.Request) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Sentry-Rate-Limit-Limit", "60")
 		w.Header().Set("X-Sentry-Rate-Limit-Remaining", "40")
 		w.Header().Set("X-Sentry-Rate-Limit-Reset", strconv.FormatInt(reset.Unix(), 10))
@@ -38,24 +37,24 @@ func TestProjectEventsPaginatesThroughRateLimit(t *testing.T) {
 			served429 = true
 			mu.Unlock()
 			w.Header().Set("X-Sentry-Rate-Limit-Remaining", "0")
-			w.WriteHeader(http.StatusTooManyRequests)
-			writeJSON(w, map[string]string{"detail": "You are attempting to use this endpoint too frequently. Limit is 60 requests in 60 seconds"})
+			sentryapitest.RateLimited(w, 60, 60)
 			return
 		}
 		mu.Unlock()
+		base := "http://" + r.Host
 		switch cursor {
 		case "":
-			w.Header().Set("Link", linkHeader(f.URL, eventsPath, "0:0:1", false, "0:100:0", true))
-			writeJSON(w, []any{
-				docEvent("c3", "300", testNow.Add(-1*time.Minute), "*main.PaymentDeclined: card declined", [2]string{keys.TagTraceID, "aa"}),
-				docEvent("c2", "300", testNow.Add(-2*time.Minute), "*main.PaymentDeclined: card declined"),
+			w.Header().Set("Link", sentryapitest.Link(base, eventsPath, "0:0:1", false, "0:100:0", true))
+			sentryapitest.WriteJSON(w, []any{
+				simpleEvent("c3", "300", testNow.Add(-1*time.Minute), "*main.PaymentDeclined", "card declined", true),
+				simpleEvent("c2", "300", testNow.Add(-2*time.Minute), "*main.PaymentDeclined", "card declined", false),
 			})
 		case "0:100:0":
-			w.Header().Set("Link", linkHeader(f.URL, eventsPath, "0:0:1", true, "0:200:0", true))
-			writeJSON(w, []any{docEvent("b1", "200", testNow.Add(-3*time.Minute), "*errors.errorString: upstream 502")})
+			w.Header().Set("Link", sentryapitest.Link(base, eventsPath, "0:0:1", true, "0:200:0", true))
+			sentryapitest.WriteJSON(w, []any{simpleEvent("b1", "200", testNow.Add(-3*time.Minute), "*errors.errorString", "upstream 502", false)})
 		case "0:200:0":
-			w.Header().Set("Link", linkHeader(f.URL, eventsPath, "0:100:1", true, "0:300:0", false))
-			writeJSON(w, []any{docEvent("a1", "100", testNow.Add(-4*time.Minute), "*errors.errorString: order failed")})
+			w.Header().Set("Link", sentryapitest.Link(base, eventsPath, "0:100:1", true, "0:300:0", false))
+			sentryapitest.WriteJSON(w, []any{simpleEvent("a1", "100", testNow.Add(-4*time.Minute), "*errors.errorString", "order failed", false)})
 		default:
 			t.Errorf("unexpected cursor %q", cursor)
 			w.WriteHeader(http.StatusBadRequest)
@@ -64,15 +63,15 @@ func TestProjectEventsPaginatesThroughRateLimit(t *testing.T) {
 	var progress []Progress
 	c := newTestClient(t, f.URL, s, WithProgress(func(p Progress) { progress = append(progress, p) }))
 
-	evs, err := c.Events(context.Background(), Query{Org: "acme", Projects: []string{"checkout"}, Start: testNow.Add(-time.Hour), Full: true})
+	evs, err := c.Events(context.Background(), Query{Org: "acme", Projects: []string{"checkout"}, Start: testNow.Add(-time.Hour), Read: ReadTags})
 	require.NoError(t, err)
 
 	ids := make([]string, len(evs))
 	for i, e := range evs {
-		ids[i] = e.EventID
+		ids[i] = strings.TrimLeft(e.EventID, "d")
 	}
 	assert.Equal(t, []string{"a1", "b1", "c2", "c3"}, ids, "every page read, oldest first")
-	assert.Equal(t, []time.Duration{7 * time.Second}, s.Waits(), "the 429 waited until X-Sentry-Rate-Limit-Reset")
+	assert.Equal(t, []time.Duration{7 * time.Second}, s.Waits(), "the 429 waited until X-Sentry-Rate-Limit-Reset, once")
 
 	reqs := f.Requests()
 	require.Len(t, reqs, 4, "three pages and one retry")
@@ -82,14 +81,13 @@ func TestProjectEventsPaginatesThroughRateLimit(t *testing.T) {
 		assert.Equal(t, eventsPath, r.URL.Path)
 		assert.Equal(t, "2026-03-01T11:00:00", r.URL.Query().Get("start"))
 		assert.Equal(t, "2026-03-01T12:00:00", r.URL.Query().Get("end"))
-		assert.Equal(t, "true", r.URL.Query().Get("full"))
+		assert.Empty(t, r.URL.Query().Get("full"), "-read tags asks for the plain list")
 		assert.Empty(t, r.URL.Query().Get("query"), "query= is a message substring on this endpoint, not a search")
 	}
 	assert.Equal(t, []string{"", "0:100:0", "0:100:0", "0:200:0"}, cursors)
-	assert.Zero(t, f.badAuth, "every request carried the bearer token")
 
 	require.Len(t, progress, 3)
-	assert.Equal(t, Progress{Endpoint: "projects/acme/checkout/events", Pages: 3, Events: 4, RateLimitRemaining: 40, ConcurrentRemaining: 0}, progress[2])
+	assert.Equal(t, Progress{Endpoint: "projects/acme/checkout/events", Read: ReadTags.describe(), Pages: 3, Events: 4, RateLimitRemaining: 40, ConcurrentRemaining: 0}, progress[2])
 	assert.Equal(t, 7*time.Second, progress[1].Waited)
 
 	e := evs[3]
@@ -97,23 +95,21 @@ func TestProjectEventsPaginatesThroughRateLimit(t *testing.T) {
 	assert.Equal(t, "checkout", e.Project)
 	assert.Equal(t, "error", e.Type)
 	assert.Equal(t, testNow.Add(-time.Minute), e.DateCreated)
-	v, ok := e.Tag(keys.TagTraceID)
-	assert.True(t, ok)
-	assert.Equal(t, "aa", v)
-	v, _ = e.Tag("level")
+	assert.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", e.TraceID(), "from our tag")
+	v, _ := e.Tag("level")
 	assert.Equal(t, "error", v, "tags are read as a list of key/value objects")
+	assert.Empty(t, evs[2].TraceID(), "the plain list has no contexts.trace: an event without our tag has no trace id")
 }
 
 func TestRemainingZeroWaitsForReset(t *testing.T) {
 	s := newSleeper()
-	var f *fakeSentry
-	f = newFakeSentry(t, func(w http.ResponseWriter, r *http.Request) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Sentry-Rate-Limit-Remaining", "0")
 		w.Header().Set("X-Sentry-Rate-Limit-Reset", strconv.FormatInt(s.Now().Add(30*time.Second).Unix(), 10))
 		if r.URL.Query().Get("cursor") == "" {
-			w.Header().Set("Link", linkHeader(f.URL, eventsPath, "0:0:1", false, "0:100:0", true))
+			w.Header().Set("Link", sentryapitest.Link("http://"+r.Host, eventsPath, "0:0:1", false, "0:100:0", true))
 		}
-		writeJSON(w, []any{})
+		sentryapitest.WriteJSON(w, []any{})
 	})
 	c := newTestClient(t, f.URL, s)
 	_, err := c.ProjectEvents(context.Background(), "acme", "checkout", testNow.Add(-time.Hour), testNow, false)
@@ -136,15 +132,23 @@ func TestRetryBackoff(t *testing.T) {
 		{"Retry-After seconds", map[string]string{"Retry-After": "3"}, 429, 2, []time.Duration{3 * time.Second, 3 * time.Second}, ErrRateLimited},
 		{"Retry-After HTTP date", map[string]string{"Retry-After": testNow.Add(5 * time.Second).Format(http.TimeFormat)}, 429, 1, []time.Duration{5 * time.Second}, ErrRateLimited},
 		{"reset far away is capped", map[string]string{"X-Sentry-Rate-Limit-Reset": strconv.FormatInt(testNow.Add(24*time.Hour).Unix(), 10)}, 429, 1, []time.Duration{10 * time.Second}, ErrRateLimited},
+		// Sentry's own 429: the window is spent and resets far ahead. The
+		// retry's wait and the spent window are one wait, capped once.
+		{"spent window far away is waited once", map[string]string{"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Reset": strconv.FormatInt(testNow.Add(24*time.Hour).Unix(), 10)}, 429, 1, []time.Duration{10 * time.Second}, ErrRateLimited},
+		{"no rate-limit headers (self-hosted)", nil, 429, 2, []time.Duration{time.Second, 2 * time.Second}, ErrRateLimited},
 		{"503 retried then given up", nil, 503, 2, []time.Duration{time.Second, 2 * time.Second}, ErrStatus},
 		{"no retries", nil, 429, 0, nil, ErrRateLimited},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSleeper()
-			f := newFakeSentry(t, func(w http.ResponseWriter, r *http.Request) {
+			f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 				for k, v := range tt.headers {
 					w.Header().Set(k, v)
+				}
+				if tt.status == http.StatusTooManyRequests {
+					sentryapitest.RateLimited(w, 60, 60)
+					return
 				}
 				w.WriteHeader(tt.status)
 			})
@@ -169,11 +173,14 @@ func TestRetryBackoff(t *testing.T) {
 }
 
 // TestErrors drives every failure path and checks the sentinel, that the
-// message says what to fix, and that the token is in none of them.
+// message says what to fix, and that the token is in none of them. The
+// bodies are the ones Sentry sends.
 func TestErrors(t *testing.T) {
+	orgPath := "/api/0/organizations/acme/"
 	tests := []struct {
 		name     string
 		handler  http.HandlerFunc
+		read     Read
 		org      bool // organisation-wide read
 		want     error
 		contains []string
@@ -181,61 +188,66 @@ func TestErrors(t *testing.T) {
 		{
 			name: "401",
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusUnauthorized)
-				writeJSON(w, map[string]string{"detail": "Invalid token"})
+				sentryapitest.Detail(w, http.StatusUnauthorized, "Invalid token")
 			},
-			want: ErrUnauthorized, contains: []string{"401", "token rejected", "SENTRY_AUTH_TOKEN", `sentry says: "Invalid token"`},
+			read: ReadFull, want: ErrUnauthorized, contains: []string{"401", "token rejected", "SENTRY_AUTH_TOKEN", "personal token", `sentry says: "Invalid token"`},
 		},
 		{
 			name: "403 project",
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusForbidden)
 				// A server that echoes the token back: redacted.
-				writeJSON(w, map[string]string{"detail": "You do not have permission (" + testToken + ")"})
+				sentryapitest.Detail(w, http.StatusForbidden, "You do not have permission ("+testToken+")")
 			},
-			want: ErrForbidden, contains: []string{"403", "project:read", "[redacted]"},
+			read: ReadFull, want: ErrForbidden, contains: []string{"403", "project:read", "Organization Auth Token", "[redacted]"},
 		},
 		{
-			name: "403 organisation",
-			org:  true,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusForbidden)
-			},
-			want: ErrForbidden, contains: []string{"403", "event:read", "/api/0/organizations/acme/events/"},
+			name:    "403 organisation",
+			org:     true,
+			handler: func(w http.ResponseWriter, r *http.Request) { sentryapitest.Forbidden(w) },
+			want:    ErrForbidden, contains: []string{"403", "org:read", "/api/0/organizations/acme/events/", sentryapitest.ForbiddenDetail},
 		},
 		{
 			name: "404 wrong project",
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/api/0/organizations/acme/" {
-					writeJSON(w, map[string]string{"slug": "acme"})
+				if r.URL.Path == orgPath {
+					sentryapitest.WriteJSON(w, map[string]string{"slug": "acme"})
 					return
 				}
-				w.WriteHeader(http.StatusNotFound)
-				writeJSON(w, map[string]string{"detail": "The requested resource does not exist"})
+				sentryapitest.NotFound(w)
 			},
-			want: ErrNotFound, contains: []string{"404", `project "checkout" is likely wrong`, "-project"},
+			read: ReadFull, want: ErrNotFound, contains: []string{"404", `project "checkout" is likely wrong`, "-project"},
 		},
 		{
-			name: "404 wrong organisation",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusNotFound)
-			},
-			want: ErrNotFound, contains: []string{"404", `organisation "acme" does not exist`, "-org"},
+			name:    "404 wrong organisation",
+			handler: func(w http.ResponseWriter, r *http.Request) { sentryapitest.NotFound(w) },
+			read:    ReadFull, want: ErrNotFound, contains: []string{"404", `organisation "acme" does not exist`, "-org"},
 		},
 		{
-			name: "404 organisation-wide",
-			org:  true,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusNotFound)
-			},
-			want: ErrNotFound, contains: []string{"404", `organisation "acme"`},
+			name:    "404 organisation-wide",
+			org:     true,
+			handler: func(w http.ResponseWriter, r *http.Request) { sentryapitest.NotFound(w) },
+			want:    ErrNotFound, contains: []string{"404", `organisation "acme" does not exist`},
+		},
+		{
+			name:    "bare 404: no Discover",
+			org:     true,
+			read:    ReadDiscover,
+			handler: func(w http.ResponseWriter, r *http.Request) { sentryapitest.NoDiscover(w) },
+			want:    ErrNotFound, contains: []string{"404", "no Discover"},
+		},
+		{
+			name:    "429 body is a bare string",
+			read:    ReadFull,
+			handler: func(w http.ResponseWriter, r *http.Request) { sentryapitest.RateLimited(w, 60, 60) },
+			want:    ErrRateLimited, contains: []string{"429", `sentry says: "You are attempting to use this endpoint too frequently. Limit is 60 requests in 60 seconds"`},
 		},
 		{
 			name: "malformed second page",
+			read: ReadFull,
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Query().Get("cursor") == "" {
 					w.Header().Set("Link", `<http://x/>; rel="next"; results="true"; cursor="0:100:0"`)
-					writeJSON(w, []any{docEvent("a1", "1", testNow.Add(-time.Minute), "boom")})
+					sentryapitest.WriteJSON(w, []any{simpleEvent("a1", "1", testNow.Add(-time.Minute), "E", "boom", false)})
 					return
 				}
 				_, _ = w.Write([]byte(`[{"eventID": "b1", "tags": {"otel.trace_id": "x"}}]`)) // tags as a dict
@@ -251,26 +263,26 @@ func TestErrors(t *testing.T) {
 			want: ErrMalformed, contains: []string{"page 1", "malformed"},
 		},
 		{
-			name: "500",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusInternalServerError)
-			},
-			want: ErrStatus, contains: []string{"500"},
+			name:    "500",
+			read:    ReadFull,
+			handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) },
+			want:    ErrStatus, contains: []string{"500"},
 		},
 		{
 			name: "pagination loop",
+			read: ReadFull,
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Link", `<http://x/>; rel="next"; results="true"; cursor="0:100:0"`)
-				writeJSON(w, []any{})
+				sentryapitest.WriteJSON(w, []any{})
 			},
 			want: ErrPagination, contains: []string{"already read"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeSentry(t, tt.handler)
+			f := newFake(t, tt.handler)
 			c := newTestClient(t, f.URL, newSleeper(), WithMaxRetries(0))
-			q := Query{Org: "acme", Projects: []string{"checkout"}, Start: testNow.Add(-time.Hour)}
+			q := Query{Org: "acme", Projects: []string{"checkout"}, Start: testNow.Add(-time.Hour), Read: tt.read}
 			if tt.org {
 				q.Projects = nil
 			}
@@ -288,20 +300,20 @@ func TestErrors(t *testing.T) {
 }
 
 func TestNetworkError(t *testing.T) {
-	f := newFakeSentry(t, func(w http.ResponseWriter, r *http.Request) {})
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {})
 	url := f.URL
 	f.Close() // nothing listens any more
 	c := newTestClient(t, url, newSleeper())
-	_, err := c.Events(context.Background(), Query{Org: "acme", Projects: []string{"checkout"}, Start: testNow.Add(-time.Hour)})
+	_, err := c.Events(context.Background(), Query{Org: "acme", Projects: []string{"checkout"}, Start: testNow.Add(-time.Hour), Read: ReadFull})
 	require.ErrorIs(t, err, ErrNetwork)
 	assert.Contains(t, err.Error(), "no response from Sentry")
 	assert.NotContains(t, err.Error(), testToken)
 }
 
 func TestContextCancelledWhileWaiting(t *testing.T) {
-	f := newFakeSentry(t, func(w http.ResponseWriter, r *http.Request) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "60")
-		w.WriteHeader(http.StatusTooManyRequests)
+		sentryapitest.RateLimited(w, 60, 60)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := New(f.URL, testToken, WithSleep(func(ctx context.Context, d time.Duration) error {
@@ -311,145 +323,29 @@ func TestContextCancelledWhileWaiting(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.ProjectEvents(ctx, "acme", "checkout", testNow.Add(-time.Hour), testNow, false)
 	require.ErrorIs(t, err, context.Canceled)
+	assert.NotErrorIs(t, err, ErrNetwork, "a cancelled wait is no network trouble")
 	assert.Len(t, f.Requests(), 1, "no retry after cancellation")
+}
+
+// TestContextCancelledAtTheGate cancels a read queued behind another request
+// to the same endpoint: it reports the context's error and sends nothing.
+func TestContextCancelledAtTheGate(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { sentryapitest.WriteJSON(w, []any{}) })
+	c := newTestClient(t, f.URL, newSleeper())
+	c.gateFor(endpointProjectEvents).sem <- struct{}{} // a request in flight
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.ProjectEvents(ctx, "acme", "checkout", testNow.Add(-time.Hour), testNow, false)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NotErrorIs(t, err, ErrNetwork)
+	assert.Contains(t, err.Error(), "interrupted while waiting for another request")
+	assert.Empty(t, f.Requests())
 }
 
 func TestRealSleepHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.ErrorIs(t, sleepCtx(ctx, time.Hour), context.Canceled)
-}
-
-// TestOneRequestInFlightPerEndpoint reads several projects at once: the
-// handler holds each request until a second one arrives or a short while
-// passes, so that two requests in flight would be seen.
-func TestOneRequestInFlightPerEndpoint(t *testing.T) {
-	var mu sync.Mutex
-	arrival := make(chan struct{}) // closed and replaced at each arrival
-	var f *fakeSentry
-	f = newFakeSentry(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		close(arrival)
-		arrival = make(chan struct{})
-		next := arrival
-		mu.Unlock()
-		select {
-		case <-next: // another request arrived while this one is in flight
-		case <-time.After(20 * time.Millisecond):
-		}
-		if r.URL.Query().Get("cursor") == "" {
-			w.Header().Set("Link", linkHeader(f.URL, r.URL.Path, "0:0:1", false, "0:100:0", true))
-		}
-		writeJSON(w, []any{})
-	})
-	c := newTestClient(t, f.URL, newSleeper())
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Go(func() {
-			_, err := c.ProjectEvents(context.Background(), "acme", fmt.Sprintf("svc%d", i), testNow.Add(-time.Hour), testNow, false)
-			assert.NoError(t, err)
-		})
-	}
-	wg.Wait()
-	assert.Len(t, f.Requests(), 8)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	assert.Equal(t, 1, f.maxInflight[endpointProjectEvents], "requests in flight at once on the project events endpoint")
-}
-
-func TestOrganizationEvents(t *testing.T) {
-	s := newSleeper()
-	const path = "/api/0/organizations/acme/events/"
-	var f *fakeSentry
-	f = newFakeSentry(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != path {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		rows := []map[string]any{{
-			"id": "e2", "issue.id": 300, "project": "payment", "event.type": "error",
-			"title": "*main.PaymentDeclined: card declined", "message": "", "platform": "go",
-			"timestamp": testNow.Add(-time.Minute).Format(time.RFC3339), "trace": "aa",
-			"trace.span": "s2", "trace.parent_span": "s1",
-			"error.type": []string{"*main.PaymentDeclined"}, "error.value": []string{"card declined"},
-			"tags[otel.trace_id]": "aa", "tags[otel.span_id]": "s2", "tags[service.name]": "payment",
-		}}
-		if r.URL.Query().Get("cursor") == "" {
-			w.Header().Set("Link", linkHeader(f.URL, path, "0:0:1", false, "0:100:0", true))
-		} else {
-			w.Header().Set("Link", linkHeader(f.URL, path, "0:0:1", true, "0:200:0", false))
-			rows = []map[string]any{{
-				"id": "e1", "issue.id": "100", "project": "gateway", "event.type": "error",
-				"title": "upstream failed", "timestamp": "2026-03-01T11:58:00+00:00",
-				"trace": "aa", "trace.span": "s0", "trace.parent_span": nil, "error.type": nil,
-				"tags[otel.trace_id]": nil, "tags[otel.span_id]": nil, "tags[service.name]": "gateway",
-			}}
-		}
-		writeJSON(w, map[string]any{"data": rows, "meta": map[string]any{"fields": map[string]string{"id": "string"}}})
-	})
-	c := newTestClient(t, f.URL, s)
-	evs, err := c.Events(context.Background(), Query{Org: "acme", Start: testNow.Add(-24 * time.Hour)})
-	require.NoError(t, err)
-	require.Len(t, evs, 2)
-
-	q := f.Requests()[0].URL.Query()
-	assert.Equal(t, orgFields, q["field"])
-	assert.Contains(t, q["field"], "tags[otel.trace_id]")
-	assert.Equal(t, "-1", q.Get("project"), "all projects the token can see")
-	assert.Equal(t, "event.type:error", q.Get("query"))
-	assert.Equal(t, "100", q.Get("per_page"))
-	assert.Equal(t, "2026-02-28T12:00:00", q.Get("start"))
-	assert.Equal(t, "2026-03-01T12:00:00", q.Get("end"))
-	assert.Equal(t, "0:100:0", f.Requests()[1].URL.Query().Get("cursor"))
-
-	assert.Equal(t, Event{
-		EventID: "e2", GroupID: "300", Project: "payment", Type: "error",
-		Title: "*main.PaymentDeclined: card declined", Platform: "go", DateCreated: testNow.Add(-time.Minute),
-		Tags: []Tag{
-			{keys.TagTraceID, "aa"}, {keys.TagSpanID, "s2"}, {keys.TagServiceName, "payment"}, {keys.SentryTraceTag, "aa"},
-		},
-		Trace:         TraceContext{TraceID: "aa", SpanID: "s2", ParentSpanID: "s1"},
-		ExceptionType: "*main.PaymentDeclined", ExceptionValue: "card declined",
-	}, evs[1])
-	assert.Equal(t, "100", evs[0].GroupID, "issue.id as a string or a number")
-	assert.Equal(t, []Tag{{keys.TagServiceName, "gateway"}, {keys.SentryTraceTag, "aa"}}, evs[0].Tags)
-}
-
-func TestProjectEventsFiltering(t *testing.T) {
-	var f *fakeSentry
-	f = newFakeSentry(t, func(w http.ResponseWriter, r *http.Request) {
-		msg := docEvent("m1", "9", testNow.Add(-time.Minute), "a message")
-		msg["event.type"] = "default"
-		full := docEvent("f1", "8", testNow.Add(-2*time.Minute), "*main.Outer: wrapped")
-		delete(full, "event.type")
-		full["type"] = "error"
-		full["metadata"] = map[string]any{"type": "*main.Meta", "value": "meta value"}
-		full["contexts"] = map[string]any{"trace": map[string]any{"trace_id": "tt", "span_id": "s2", "parent_span_id": "s1", "op": "http.server"}}
-		full["entries"] = []any{
-			map[string]any{"type": "breadcrumbs", "data": map[string]any{"values": []any{}}},
-			map[string]any{"type": "exception", "data": map[string]any{"values": []any{
-				map[string]any{"type": "*main.Inner", "value": "inner"},
-				map[string]any{"type": "*main.Outer", "value": "wrapped"},
-			}}},
-		}
-		old := docEvent("o1", "7", testNow.Add(-2*time.Hour), "too old")
-		w.Header().Set("Link", linkHeader(f.URL, eventsPath, "0:0:1", false, "0:100:0", true))
-		if r.URL.Query().Get("cursor") != "" {
-			writeJSON(w, []any{old}) // a page entirely before start: reading stops
-			return
-		}
-		writeJSON(w, []any{msg, full, old})
-	})
-	c := newTestClient(t, f.URL, newSleeper())
-	evs, err := c.ProjectEvents(context.Background(), "acme", "checkout", testNow.Add(-time.Hour), testNow, true)
-	require.NoError(t, err)
-	require.Len(t, evs, 1, "the message event and the event before start are dropped")
-	e := evs[0]
-	assert.Equal(t, "f1", e.EventID)
-	assert.Equal(t, TraceContext{TraceID: "tt", SpanID: "s2", ParentSpanID: "s1"}, e.Trace)
-	assert.Equal(t, "*main.Outer", e.ExceptionType, "the outermost exception of the entries")
-	assert.Equal(t, "wrapped", e.ExceptionValue)
-	assert.Len(t, f.Requests(), 2, "stopped after a page older than start")
 }
 
 func TestNew(t *testing.T) {

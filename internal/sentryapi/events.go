@@ -3,7 +3,7 @@ package sentryapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,67 +21,74 @@ const (
 	// endpointProjectEvents is "List a Project's Error Events",
 	// GET /api/0/projects/{org}/{project}/events/
 	// (https://docs.sentry.io/api/events/list-a-projects-error-events/).
+	// 60 requests a minute, one at a time. 100 events a page, or 10 with
+	// full=true: Sentry caps full pages (its FULL_PAYLOAD_MAX_PER_PAGE).
 	endpointProjectEvents = "projects/{org}/{project}/events"
 	// endpointOrgEvents is "Query Discover Events in Table Format",
 	// GET /api/0/organizations/{org}/events/
 	// (https://docs.sentry.io/api/discover/query-discover-events-in-table-format/).
 	endpointOrgEvents = "organizations/{org}/events"
+	// endpointOrgProjects is "List an Organization's Projects",
+	// GET /api/0/organizations/{org}/projects/.
+	endpointOrgProjects = "organizations/{org}/projects"
+	// endpointOrg is "Retrieve an Organization", GET /api/0/organizations/{org}/.
+	endpointOrg = "organizations/{org}"
 )
 
 // orgPageSize is the Discover endpoint's per_page: its documented maximum.
 const orgPageSize = 100
 
-// Tag is one event tag. The API returns tags as a list of {"key", "value"}
-// objects, not as a map.
-type Tag struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
+// Read is how events are read, which decides where their trace ids come
+// from and what a read costs.
+type Read int
 
-// TraceContext is the event's contexts.trace, where the API returned it.
-type TraceContext struct {
-	TraceID      string `json:"trace_id,omitempty"`
-	SpanID       string `json:"span_id,omitempty"`
-	ParentSpanID string `json:"parent_span_id,omitempty"`
-}
+const (
+	// ReadAuto reads through Discover where the token (org:read) and the
+	// plan allow it, and full events project by project otherwise: the
+	// cheapest read that sees every event's trace id.
+	ReadAuto Read = iota
+	// ReadDiscover reads the organisation events endpoint (Discover) with
+	// the trace, trace.span and trace.parent_span columns, 100 events a
+	// page. It needs org:read and a plan with Discover.
+	ReadDiscover
+	// ReadFull reads each project's event list with full=true: contexts.trace
+	// of every event, but 10 events a page. It needs project:read.
+	ReadFull
+	// ReadTags reads each project's plain event list, 100 events a page. It
+	// carries tags but no contexts, so only events tagged by tracedup's
+	// hook (otel.trace_id) have a trace id.
+	ReadTags
+)
 
-// Event is one error event as the API returns it, from either endpoint.
-type Event struct {
-	// EventID is the 32-hex event id the SDK assigned ("eventID"; the
-	// Discover endpoint calls it "id").
-	EventID string `json:"event_id"`
-	// GroupID is the id of the issue the event is grouped into ("groupID";
-	// Discover: "issue.id").
-	GroupID string `json:"group_id"`
-	// Project is the project slug, where known.
-	Project string `json:"project,omitempty"`
-	// Type is "error" for error events ("event.type", or "type" in a full
-	// event).
-	Type string `json:"type,omitempty"`
-	// Title is the issue-style title: "<type>: <value>" for an exception.
-	Title    string `json:"title"`
-	Message  string `json:"message,omitempty"`
-	Platform string `json:"platform,omitempty"`
-	// DateCreated is when the event happened ("dateCreated"; Discover:
-	// "timestamp").
-	DateCreated time.Time `json:"date_created"`
-	Tags        []Tag     `json:"tags,omitempty"`
-	// Trace is contexts.trace: returned with full events and by Discover.
-	Trace TraceContext `json:"trace,omitzero"`
-	// ExceptionType and ExceptionValue are the outermost exception's, where
-	// the API returned them (full events, metadata, Discover's error.type).
-	ExceptionType  string `json:"exception_type,omitempty"`
-	ExceptionValue string `json:"exception_value,omitempty"`
-}
+var readNames = []string{"auto", "discover", "full", "tags"}
 
-// Tag returns the value of the first tag named key.
-func (e Event) Tag(key string) (string, bool) {
-	for _, t := range e.Tags {
-		if t.Key == key {
-			return t.Value, true
-		}
+// String returns the read's name as ParseRead takes it.
+func (r Read) String() string {
+	if r < 0 || int(r) >= len(readNames) {
+		return "Read(" + strconv.Itoa(int(r)) + ")"
 	}
-	return "", false
+	return readNames[r]
+}
+
+// ParseRead returns the Read named s ("auto", "discover", "full", "tags").
+func ParseRead(s string) (Read, error) {
+	if i := slices.Index(readNames, strings.ToLower(strings.TrimSpace(s))); i >= 0 {
+		return Read(i), nil
+	}
+	return 0, fmt.Errorf("want one of %s", strings.Join(readNames, ", "))
+}
+
+// describe says where a read's trace ids come from, for the progress line.
+func (r Read) describe() string {
+	switch r {
+	case ReadDiscover:
+		return "Discover, trace ids from its trace column, 100 a page"
+	case ReadFull:
+		return "full events, trace ids from contexts.trace, 10 a page"
+	case ReadTags:
+		return "event list, trace ids only from tracedup's otel.trace_id tag, 100 a page"
+	}
+	return r.String()
 }
 
 // Query selects the error events of one read.
@@ -89,29 +96,25 @@ type Query struct {
 	// Org is the organisation slug (or id). Required.
 	Org string
 	// Projects are project slugs. Empty means every project of the
-	// organisation the token can see, read through the Discover endpoint.
+	// organisation the token can see.
 	Projects []string
 	// Start and End bound the events' time; End zero means now. Start is
 	// required: an open range would read the whole retention period.
 	Start, End time.Time
-	// Full asks the project endpoint for full events (full=true): the only
-	// way it returns contexts.trace, so the parent span id, and the
-	// exception type apart from the title. Pages are larger. The Discover
-	// endpoint always returns these as columns.
-	Full bool
+	// Read is how to read them; the zero value is ReadAuto.
+	Read Read
 }
 
 // Events reads every error event q selects, following pagination to the end,
 // and returns them oldest first, each event once.
 //
-// With Projects it reads "List a Project's Error Events" for each project in
-// turn. Without, it reads the organisation-wide Discover endpoint
-// ("Query Discover Events in Table Format", project=-1, query
-// event.type:error): Sentry's one documented route that lists individual
-// events of several projects, filtered by search query, with tag columns.
-// The project endpoint is preferred where projects are named because it needs
-// only project:read and returns the documented event shape with the full tag
-// list; Discover needs event:read and returns only the columns asked for.
+// q.Read chooses the endpoint (see Read). ReadAuto and ReadDiscover fall back
+// to reading Discover project by project when the plan cannot query several
+// projects at once (Sentry's 400 "You cannot view events from multiple
+// projects."). ReadAuto falls back to full events project by project when the
+// plan has no Discover (a bare 404) or, with q.Projects, when the token lacks
+// org:read (403). Each fallback, and a read that cannot see the trace ids of
+// events without tracedup's tags, is told to the WithNotice function.
 //
 // On error, Events returns the events read so far with the error.
 func (c *Client) Events(ctx context.Context, q Query) ([]Event, error) {
@@ -129,23 +132,170 @@ func (c *Client) Events(ctx context.Context, q Query) ([]Event, error) {
 	}
 	var all []Event
 	var err error
-	if len(q.Projects) == 0 {
-		all, err = c.OrganizationEvents(ctx, q.Org, q.Start, q.End)
-	} else {
-		for _, p := range q.Projects {
-			var evs []Event
-			evs, err = c.ProjectEvents(ctx, q.Org, p, q.Start, q.End, q.Full)
-			all = append(all, evs...)
-			if err != nil {
-				break
-			}
+	switch q.Read {
+	case ReadFull, ReadTags:
+		all, err = c.byProject(ctx, q, q.Read == ReadFull)
+	case ReadDiscover:
+		all, err = c.discover(ctx, q)
+	default:
+		all, err = c.discover(ctx, q)
+		switch {
+		case errors.Is(err, errNoDiscover):
+			c.cfg.notice("the organisation's plan has no Discover (Sentry answered 404): reading full events project by project instead, 10 a page")
+			all, err = c.byProject(ctx, q, true)
+		case errors.Is(err, ErrForbidden) && len(q.Projects) > 0:
+			c.cfg.notice("the token cannot read the organisation (Sentry answered 403; Discover needs " + ScopeOrganization +
+				"): reading full events project by project instead, 10 a page; a token with " + ScopeOrganization + " reads 100 a page")
+			all, err = c.byProject(ctx, q, true)
 		}
 	}
 	return sortUnique(all), err
 }
 
+// discover reads q through the organisation events endpoint: all of q's
+// projects in one query, else, when the plan refuses that, one by one.
+func (c *Client) discover(ctx context.Context, q Query) ([]Event, error) {
+	var projects []Project
+	ids := []string{"-1"} // all projects the token can see
+	if len(q.Projects) > 0 {
+		var err error
+		if projects, err = c.namedProjects(ctx, q.Org, q.Projects); err != nil {
+			return nil, err
+		}
+		ids = ids[:0]
+		for _, p := range projects {
+			ids = append(ids, p.ID)
+		}
+	}
+	all, err := c.OrganizationEvents(ctx, q.Org, ids, q.Start, q.End)
+	if !errors.Is(err, errMultipleProjects) {
+		return all, err
+	}
+	c.cfg.notice(fmt.Sprintf("Sentry answered %q: the organisation's plan cannot query several projects at once, so Discover is read project by project", multipleProjectsDetail))
+	if projects == nil {
+		if projects, err = c.Projects(ctx, q.Org); err != nil {
+			return nil, err
+		}
+	}
+	all = nil
+	for _, p := range projects {
+		evs, err := c.OrganizationEvents(ctx, q.Org, []string{p.ID}, q.Start, q.End)
+		all = append(all, evs...)
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// byProject reads q's projects one after the other from each project's
+// event list; without q.Projects, every project the token can see.
+func (c *Client) byProject(ctx context.Context, q Query, full bool) ([]Event, error) {
+	if !full {
+		c.cfg.notice("the plain event list has no contexts.trace: only events tagged by tracedup's hook (otel.trace_id) get a trace id; " +
+			"errors of services without the hook count as events without a trace (read with Discover or full events to see them)")
+	}
+	slugs := q.Projects
+	if len(slugs) == 0 {
+		projects, err := c.Projects(ctx, q.Org)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range projects {
+			slugs = append(slugs, p.Slug)
+		}
+	}
+	var all []Event
+	for _, p := range slugs {
+		evs, err := c.ProjectEvents(ctx, q.Org, p, q.Start, q.End, full)
+		all = append(all, evs...)
+		if errors.Is(err, ErrNotFound) {
+			err = c.explainNotFound(ctx, err)
+		}
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// explainNotFound sharpens the hint of a project endpoint's 404, which is the
+// same for a wrong organisation and a wrong project, by asking Sentry whether
+// the organisation exists.
+func (c *Client) explainNotFound(ctx context.Context, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	org, project := orgAndProject(e.Path)
+	probe := request{endpoint: endpointOrg, path: "/api/0/organizations/" + url.PathEscape(org) + "/", org: org}
+	switch _, perr := c.get(ctx, probe); {
+	case perr == nil:
+		e.Hint = fmt.Sprintf("organisation %q exists, so project %q is likely wrong; check -project (the slug, as in the URL)", org, project)
+	case errors.Is(perr, ErrNotFound):
+		e.Hint = fmt.Sprintf("organisation %q does not exist or the token cannot see it; check -org (the slug, as in the URL)", org)
+	}
+	return e
+}
+
+// orgAndProject reads the slugs back from /api/0/projects/{org}/{project}/events/.
+func orgAndProject(path string) (org, project string) {
+	p := strings.Split(strings.Trim(path, "/"), "/")
+	if len(p) < 5 {
+		return "", ""
+	}
+	org, _ = url.PathUnescape(p[3])
+	project, _ = url.PathUnescape(p[4])
+	return org, project
+}
+
+// Project is a project of an organisation.
+type Project struct {
+	ID   string
+	Slug string
+}
+
+// Projects lists the projects of org the token can see, from
+// GET /api/0/organizations/{org}/projects/ (org:read).
+func (c *Client) Projects(ctx context.Context, org string) ([]Project, error) {
+	r := request{endpoint: endpointOrgProjects, path: "/api/0/organizations/" + url.PathEscape(org) + "/projects/", org: org}
+	return paginate(ctx, c, r, "", func(body []byte) ([]Project, bool, error) {
+		var page []struct {
+			ID   flexString `json:"id"`
+			Slug string     `json:"slug"`
+		}
+		if err := decodeStrict(body, &page); err != nil {
+			return nil, false, err
+		}
+		ps := make([]Project, 0, len(page))
+		for _, p := range page {
+			ps = append(ps, Project{ID: string(p.ID), Slug: p.Slug})
+		}
+		return ps, false, nil
+	})
+}
+
+// namedProjects returns the projects of org with the given slugs, in their
+// order, or ErrNotFound naming the first slug the token cannot see.
+func (c *Client) namedProjects(ctx context.Context, org string, slugs []string) ([]Project, error) {
+	all, err := c.Projects(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Project, 0, len(slugs))
+	for _, s := range slugs {
+		i := slices.IndexFunc(all, func(p Project) bool { return p.Slug == s })
+		if i < 0 {
+			r := request{path: "/api/0/organizations/" + url.PathEscape(org) + "/projects/"}
+			return nil, c.errorf(r, ErrNotFound, 0, fmt.Sprintf("project %q is not among the %d projects of organisation %q the token can see; check -project (the slug, as in the URL)", s, len(all), org), nil)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
 // ProjectEvents reads the error events of one project between start and end
-// from GET /api/0/projects/{org}/{project}/events/.
+// from GET /api/0/projects/{org}/{project}/events/, full events if full.
 //
 // It sends start and end (ISO-8601, UTC) rather than statsPeriod so that the
 // window stays put while the pages are read: the endpoint pages by offset,
@@ -159,16 +309,17 @@ func (c *Client) ProjectEvents(ctx context.Context, org, project string, start, 
 	q := url.Values{}
 	q.Set("start", isoTime(start))
 	q.Set("end", isoTime(end))
+	read := ReadTags
 	if full {
 		q.Set("full", "true")
+		read = ReadFull
 	}
 	r := request{
 		endpoint: endpointProjectEvents,
 		path:     "/api/0/projects/" + url.PathEscape(org) + "/" + url.PathEscape(project) + "/events/",
 		org:      org, project: project, query: q,
 	}
-	name := "projects/" + org + "/" + project + "/events"
-	return c.paginate(ctx, r, name, func(body []byte) ([]Event, bool, error) {
+	return paginate(ctx, c, r, read.describe(), func(body []byte) ([]Event, bool, error) {
 		var page []projectEvent
 		if err := decodeStrict(body, &page); err != nil {
 			return nil, false, err
@@ -188,22 +339,26 @@ func (c *Client) ProjectEvents(ctx context.Context, org, project string, start, 
 	})
 }
 
-// orgFields are the Discover columns read. Tags use the tags[key] form that
-// Sentry's Discover parses (its TAG_KEY_RE); response keys echo the field.
+// orgFields are the Discover columns read. trace, trace.span and
+// trace.parent_span are contexts.trace, set on every event an SDK sent inside
+// a trace, with or without tracedup's hook. Tags use the tags[key] form that
+// Sentry's Discover parses (its TAG_KEY_RE); response keys echo the field. A
+// name Discover does not know is read as a tag and comes back empty, so the
+// platform is platform.name, not platform.
 var orgFields = []string{
-	"id", "issue.id", "project", "event.type", "title", "message", "platform", "timestamp",
+	"id", "issue.id", "project", "event.type", "title", "message", "platform.name", "timestamp",
 	"trace", "trace.span", "trace.parent_span", "error.type", "error.value",
 	"tags[" + keys.TagTraceID + "]", "tags[" + keys.TagSpanID + "]", "tags[" + keys.TagServiceName + "]",
 }
 
-// OrganizationEvents reads the error events of every project of org the
-// token can see, between start and end, from the Discover endpoint
-// GET /api/0/organizations/{org}/events/ with project=-1 ("all available
-// projects"), query=event.type:error, per_page=100 and start/end.
-func (c *Client) OrganizationEvents(ctx context.Context, org string, start, end time.Time) ([]Event, error) {
+// OrganizationEvents reads the error events of org's projects with the given
+// ids ("-1": every project the token can see) between start and end, from the
+// Discover endpoint GET /api/0/organizations/{org}/events/ with
+// query=event.type:error, per_page=100 and start/end. It needs org:read.
+func (c *Client) OrganizationEvents(ctx context.Context, org string, projectIDs []string, start, end time.Time) ([]Event, error) {
 	q := url.Values{}
 	q["field"] = orgFields
-	q.Set("project", "-1")
+	q["project"] = projectIDs
 	q.Set("query", "event.type:error")
 	q.Set("sort", "-timestamp")
 	q.Set("per_page", strconv.Itoa(orgPageSize))
@@ -214,7 +369,7 @@ func (c *Client) OrganizationEvents(ctx context.Context, org string, start, end 
 		path:     "/api/0/organizations/" + url.PathEscape(org) + "/events/",
 		org:      org, query: q,
 	}
-	return c.paginate(ctx, r, "organizations/"+org+"/events", func(body []byte) ([]Event, bool, error) {
+	return paginate(ctx, c, r, ReadDiscover.describe(), func(body []byte) ([]Event, bool, error) {
 		var page struct {
 			Data []discoverRow `json:"data"`
 		}
@@ -235,11 +390,13 @@ func (c *Client) OrganizationEvents(ctx context.Context, org string, start, end 
 }
 
 // paginate reads r page by page, following the Link header's next cursor
-// while it says results="true". decode turns a body into events and says
-// whether reading may stop early.
-func (c *Client) paginate(ctx context.Context, r request, name string, decode func([]byte) ([]Event, bool, error)) ([]Event, error) {
-	var all []Event
+// while it says results="true". decode turns a body into items and says
+// whether reading may stop early. A read with a description (read) reports
+// each page to the progress function.
+func paginate[T any](ctx context.Context, c *Client, r request, read string, decode func([]byte) ([]T, bool, error)) ([]T, error) {
+	var all []T
 	seen := map[string]bool{}
+	name := strings.Trim(strings.TrimPrefix(r.path, "/api/0"), "/")
 	for page := 1; ; page++ {
 		if page > c.cfg.maxPages {
 			return all, c.errorf(r, ErrPagination, 0, fmt.Sprintf("more than %d pages; narrow -since", c.cfg.maxPages), nil)
@@ -249,15 +406,17 @@ func (c *Client) paginate(ctx context.Context, r request, name string, decode fu
 		if err != nil {
 			return all, err
 		}
-		evs, stop, err := decode(resp.body)
+		items, stop, err := decode(resp.body)
 		if err != nil {
 			return all, c.errorf(r, ErrMalformed, http.StatusOK, "", err)
 		}
-		all = append(all, evs...)
-		c.cfg.progress(Progress{
-			Endpoint: name, Pages: page, Events: len(all), Waited: resp.waited,
-			RateLimitRemaining: resp.limits.remaining, ConcurrentRemaining: resp.limits.concurrentRemaining,
-		})
+		all = append(all, items...)
+		if read != "" {
+			c.cfg.progress(Progress{
+				Endpoint: name, Read: read, Pages: page, Events: len(all), Waited: resp.waited,
+				RateLimitRemaining: resp.limits.remaining, ConcurrentRemaining: resp.limits.concurrentRemaining,
+			})
+		}
 		next, ok := NextCursor(resp.header.Get("Link"))
 		if !ok || stop {
 			return all, nil
@@ -305,195 +464,4 @@ func parseTime(s string) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// decodeStrict unmarshals body into v and rejects trailing data.
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return fmt.Errorf("trailing data after the JSON value")
-	}
-	return nil
-}
-
-// flexString decodes a JSON string, number or null into a string: Sentry
-// sends ids as strings on one endpoint and as numbers on another.
-type flexString string
-
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		*f = ""
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexString(s)
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("want a string or number, got %s", b)
-		}
-		*f = flexString(n.String())
-	}
-	return nil
-}
-
-// flexStrings decodes a string, a list of strings or null (Discover's
-// error.type is a list).
-type flexStrings []string
-
-func (f *flexStrings) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '[' {
-		var l []flexString
-		if err := json.Unmarshal(b, &l); err != nil {
-			return err
-		}
-		*f = (*f)[:0]
-		for _, s := range l {
-			*f = append(*f, string(s))
-		}
-		return nil
-	}
-	var s flexString
-	if err := s.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	*f = nil
-	if s != "" {
-		*f = flexStrings{string(s)}
-	}
-	return nil
-}
-
-// projectEvent is one item of the project events endpoint, in the shape of
-// its documented example, plus what full=true adds.
-type projectEvent struct {
-	EventID   string     `json:"eventID"`
-	ID        string     `json:"id"`
-	GroupID   flexString `json:"groupID"`
-	EventType string     `json:"event.type"`
-	Type      string     `json:"type"`
-	Title     string     `json:"title"`
-	Message   flexString `json:"message"`
-	Platform  string     `json:"platform"`
-	Date      string     `json:"dateCreated"`
-	Tags      []struct {
-		Key   flexString `json:"key"`
-		Value flexString `json:"value"`
-	} `json:"tags"`
-	Contexts struct {
-		Trace TraceContext `json:"trace"`
-	} `json:"contexts"`
-	Metadata struct {
-		Type  string `json:"type"`
-		Value string `json:"value"`
-	} `json:"metadata"`
-	Entries []struct {
-		Type string          `json:"type"`
-		Data json.RawMessage `json:"data"`
-	} `json:"entries"`
-}
-
-func (pe projectEvent) event(project string) Event {
-	e := Event{
-		EventID:        pe.EventID,
-		GroupID:        string(pe.GroupID),
-		Project:        project,
-		Type:           pe.EventType,
-		Title:          pe.Title,
-		Message:        string(pe.Message),
-		Platform:       pe.Platform,
-		DateCreated:    parseTime(pe.Date),
-		Trace:          pe.Contexts.Trace,
-		ExceptionType:  pe.Metadata.Type,
-		ExceptionValue: pe.Metadata.Value,
-	}
-	if e.EventID == "" {
-		e.EventID = pe.ID
-	}
-	if e.Type == "" {
-		e.Type = pe.Type
-	}
-	for _, t := range pe.Tags {
-		e.Tags = append(e.Tags, Tag{Key: string(t.Key), Value: string(t.Value)})
-	}
-	for _, entry := range pe.Entries {
-		if entry.Type != "exception" {
-			continue
-		}
-		var data struct {
-			Values []struct {
-				Type  string `json:"type"`
-				Value string `json:"value"`
-			} `json:"values"`
-		}
-		// Sentry orders exceptions innermost first; the last is the one the
-		// title shows. A data block we cannot read leaves metadata in place.
-		if json.Unmarshal(entry.Data, &data) == nil && len(data.Values) > 0 {
-			outer := data.Values[len(data.Values)-1]
-			e.ExceptionType, e.ExceptionValue = outer.Type, outer.Value
-		}
-	}
-	return e
-}
-
-// discoverRow is one row of the Discover endpoint for orgFields.
-type discoverRow struct {
-	ID              flexString  `json:"id"`
-	IssueID         flexString  `json:"issue.id"`
-	Project         flexString  `json:"project"`
-	EventType       flexString  `json:"event.type"`
-	Title           flexString  `json:"title"`
-	Message         flexString  `json:"message"`
-	Platform        flexString  `json:"platform"`
-	Timestamp       flexString  `json:"timestamp"`
-	Trace           flexString  `json:"trace"`
-	TraceSpan       flexString  `json:"trace.span"`
-	TraceParentSpan flexString  `json:"trace.parent_span"`
-	ErrorType       flexStrings `json:"error.type"`
-	ErrorValue      flexStrings `json:"error.value"`
-	OtelTraceID     flexString  `json:"tags[otel.trace_id]"`
-	OtelSpanID      flexString  `json:"tags[otel.span_id]"`
-	ServiceName     flexString  `json:"tags[service.name]"`
-}
-
-func (r discoverRow) event() Event {
-	e := Event{
-		EventID:     string(r.ID),
-		GroupID:     string(r.IssueID),
-		Project:     string(r.Project),
-		Type:        string(r.EventType),
-		Title:       string(r.Title),
-		Message:     string(r.Message),
-		Platform:    string(r.Platform),
-		DateCreated: parseTime(string(r.Timestamp)),
-		Trace: TraceContext{
-			TraceID: string(r.Trace), SpanID: string(r.TraceSpan), ParentSpanID: string(r.TraceParentSpan),
-		},
-	}
-	// error.type lists the exceptions innermost first, like the event.
-	if n := len(r.ErrorType); n > 0 {
-		e.ExceptionType = r.ErrorType[n-1]
-	}
-	if n := len(r.ErrorValue); n > 0 {
-		e.ExceptionValue = r.ErrorValue[n-1]
-	}
-	for _, t := range []Tag{
-		{keys.TagTraceID, string(r.OtelTraceID)},
-		{keys.TagSpanID, string(r.OtelSpanID)},
-		{keys.TagServiceName, string(r.ServiceName)},
-		{keys.SentryTraceTag, string(r.Trace)},
-	} {
-		if t.Value != "" {
-			e.Tags = append(e.Tags, t)
-		}
-	}
-	return e
 }

@@ -12,27 +12,26 @@ import (
 	"github.com/tracedup/tracedup/internal/sentryapi"
 )
 
-// Example reads the error events of one project for the last 24 hours,
-// following the Link header's cursors, from a stand-in for sentry.io that
-// answers in the documented shape.
+// Example reads the error events of an organisation for the last 24 hours
+// through Discover, following the Link header's cursors, from a stand-in for
+// sentry.io. The second event comes from a service without tracedup's hook:
+// no otel.trace_id tag, yet its trace id is in Discover's trace column.
 func Example() {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page := []map[string]any{{
-			"eventID": "9fac2ceed9344f2bbfdd1fdacb0ed9b1", "groupID": "1889724436",
-			"dateCreated": "2026-03-01T11:46:36Z", "event.type": "error",
-			"title": "*main.PaymentDeclined: card declined",
-			"tags": []map[string]string{
-				{"key": "otel.trace_id", "value": "4bf92f3577b34da6a3ce929d0e0e4736"},
-				{"key": "service.name", "value": "payment"},
-			},
-		}}
+		row := map[string]any{
+			"id": "9fac2ceed9344f2bbfdd1fdacb0ed9b1", "issue.id": 1889724436, "project": "payment",
+			"event.type": "error", "timestamp": "2026-03-01T11:46:36+00:00",
+			"title": "*main.PaymentDeclined: card declined", "trace": "4bf92f3577b34da6a3ce929d0e0e4736",
+			"tags[otel.trace_id]": "4bf92f3577b34da6a3ce929d0e0e4736",
+		}
 		if r.URL.Query().Get("cursor") == "" {
 			w.Header().Set("Link", `<`+r.URL.Path+`?cursor=0:100:0>; rel="next"; results="true"; cursor="0:100:0"`)
 		} else {
 			w.Header().Set("Link", `<`+r.URL.Path+`?cursor=0:200:0>; rel="next"; results="false"; cursor="0:200:0"`)
-			page[0]["eventID"], page[0]["dateCreated"] = "0d3e3fcd2fa44a0aa6fb4c59e7d8e5a1", "2026-03-01T11:50:00Z"
+			row["id"], row["timestamp"], row["project"], row["issue.id"] = "0d3e3fcd2fa44a0aa6fb4c59e7d8e5a1", "2026-03-01T11:50:00+00:00", "legacy", 1889724437
+			row["title"], row["tags[otel.trace_id]"] = "TimeoutError: payment timed out", ""
 		}
-		_ = json.NewEncoder(w).Encode(page)
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": []any{row}, "meta": map[string]any{}})
 	}))
 	defer srv.Close()
 
@@ -40,28 +39,25 @@ func Example() {
 	client, err := sentryapi.New(srv.URL, "sntrys_example",
 		sentryapi.WithClock(func() time.Time { return now }),
 		sentryapi.WithProgress(func(p sentryapi.Progress) {
-			fmt.Printf("page %d: %d events so far\n", p.Pages, p.Events)
+			fmt.Printf("page %d (%s): %d events so far\n", p.Pages, p.Read, p.Events)
 		}))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	events, err := client.Events(context.Background(), sentryapi.Query{
-		Org: "acme", Projects: []string{"payment"}, Start: now.Add(-24 * time.Hour),
-	})
+	events, err := client.Events(context.Background(), sentryapi.Query{Org: "acme", Start: now.Add(-24 * time.Hour)})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	for _, e := range events {
-		trace, _ := e.Tag("otel.trace_id")
-		fmt.Println(e.EventID, e.GroupID, trace, e.Title)
+		fmt.Println(e.Project, e.GroupID, e.TraceID(), e.Title)
 	}
 	// Output:
-	// page 1: 1 events so far
-	// page 2: 2 events so far
-	// 9fac2ceed9344f2bbfdd1fdacb0ed9b1 1889724436 4bf92f3577b34da6a3ce929d0e0e4736 *main.PaymentDeclined: card declined
-	// 0d3e3fcd2fa44a0aa6fb4c59e7d8e5a1 1889724436 4bf92f3577b34da6a3ce929d0e0e4736 *main.PaymentDeclined: card declined
+	// page 1 (Discover, trace ids from its trace column, 100 a page): 1 events so far
+	// page 2 (Discover, trace ids from its trace column, 100 a page): 2 events so far
+	// payment 1889724436 4bf92f3577b34da6a3ce929d0e0e4736 *main.PaymentDeclined: card declined
+	// legacy 1889724437 4bf92f3577b34da6a3ce929d0e0e4736 TimeoutError: payment timed out
 }
 
 // ExampleNextCursor follows Sentry's Link header: continue while the
@@ -81,13 +77,14 @@ func ExampleError() {
 	defer srv.Close()
 	client, _ := sentryapi.New(srv.URL, "sntrys_example")
 	_, err := client.Events(context.Background(), sentryapi.Query{
-		Org: "acme", Projects: []string{"web"}, Start: time.Now().Add(-time.Hour),
+		Org: "acme", Projects: []string{"web"}, Start: time.Now().Add(-time.Hour), Read: sentryapi.ReadFull,
 	})
+	var apiErr *sentryapi.Error
 	switch {
-	case errors.Is(err, sentryapi.ErrForbidden):
-		fmt.Println("forbidden:", err)
+	case errors.As(err, &apiErr) && errors.Is(err, sentryapi.ErrForbidden):
+		fmt.Println("forbidden:", apiErr.Path, apiErr.StatusCode)
 	case err != nil:
 		fmt.Println("other:", err)
 	}
-	// Output: forbidden: sentry api: GET /api/0/projects/acme/web/events/ (page 1): 403 token lacks the required scope: the token needs the project:read scope, and its user must be a member of the project's team
+	// Output: forbidden: /api/0/projects/acme/web/events/ 403
 }

@@ -8,8 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tracedup/tracedup/internal/keys"
-	"github.com/tracedup/tracedup/internal/sentryapi"
 	"github.com/tracedup/tracedup/rootcause"
 )
 
@@ -47,6 +45,7 @@ func TestBuildCascades(t *testing.T) {
 	assert.Equal(t, 1, r.EventsWithoutTrace)
 	assert.Equal(t, 4, r.Traces)
 	assert.Equal(t, 3, r.TracesWithDuplicates)
+	assert.Equal(t, 4, r.Incidents, "one root cause per trace, the lone event's included")
 	assert.Equal(t, 6, r.DuplicateEvents)
 	assert.Zero(t, r.StrategyFailures)
 	assert.Equal(t, rootcause.Describe(rootcause.Default()), r.Strategy)
@@ -107,47 +106,18 @@ func TestBuildMissingIssueID(t *testing.T) {
 	assert.Equal(t, "200", r.SymptomIssues[0].IssueID)
 }
 
-func TestFromAPI(t *testing.T) {
-	at := t0
-	tests := []struct {
-		name string
-		in   sentryapi.Event
-		want Event
-	}{
-		{
-			name: "our tags",
-			in: sentryapi.Event{EventID: "e1", GroupID: "300", Project: "payment", DateCreated: at,
-				Title: "*main.PaymentDeclined: card declined",
-				Tags: []sentryapi.Tag{{Key: keys.TagTraceID, Value: "4BF92F3577B34DA6A3CE929D0E0E4736"}, {Key: keys.TagSpanID, Value: "00f067aa0ba902b7"},
-					{Key: keys.TagServiceName, Value: "payment"}, {Key: keys.SentryTraceTag, Value: "ignored00000000000000000000000000"}},
-				Trace: sentryapi.TraceContext{ParentSpanID: "53995c3f42cd8ad8"}},
-			want: Event{Error: rootcause.Error{EventID: "e1", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7",
-				ParentSpanID: "53995c3f42cd8ad8", Service: "payment", ExceptionType: "*main.PaymentDeclined", Message: "card declined", Timestamp: at},
-				IssueID: "300", Project: "payment", Title: "*main.PaymentDeclined: card declined"},
-		},
-		{
-			name: "sentry's trace tag when ours is absent",
-			in: sentryapi.Event{EventID: "e2", GroupID: "1", Title: "ValueError",
-				Tags: []sentryapi.Tag{{Key: keys.SentryTraceTag, Value: "abc"}}, Trace: sentryapi.TraceContext{SpanID: "s"}},
-			want: Event{Error: rootcause.Error{EventID: "e2", TraceID: "abc", SpanID: "s", ExceptionType: "ValueError", Message: "ValueError"},
-				IssueID: "1", Title: "ValueError"},
-		},
-		{
-			name: "contexts.trace last, exception fields first",
-			in: sentryapi.Event{EventID: "e3", Title: "Outer: shown", Message: "raw", ExceptionType: "*pkg.Outer", ExceptionValue: "value",
-				Trace: sentryapi.TraceContext{TraceID: "tt"}},
-			want: Event{Error: rootcause.Error{EventID: "e3", TraceID: "tt", ExceptionType: "*pkg.Outer", Message: "value"}, Title: "Outer: shown"},
-		},
-		{
-			name: "a sentence is no type",
-			in:   sentryapi.Event{EventID: "e4", Title: "could not reach db: timeout", Message: "could not reach db: timeout"},
-			want: Event{Error: rootcause.Error{EventID: "e4", ExceptionType: "could not reach db: timeout", Message: "could not reach db: timeout"},
-				Title: "could not reach db: timeout"},
-		},
+// TestIncidentsOfOneTrace pins today's grouping rule, the one place the
+// incident rule will replace: a trace is one incident of all its errors, in
+// arrival order, its root cause picked by the strategy.
+func TestIncidentsOfOneTrace(t *testing.T) {
+	evs := cascade(0)
+	errs := make([]rootcause.Error, len(evs))
+	for i, e := range evs {
+		errs[i] = e.Error
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, FromAPI(tt.in))
-		})
-	}
+	got := incidents(rootcause.StrategyFunc(func(errs []rootcause.Error) int { return 2 }), errs)
+	assert.Equal(t, []incident{{Root: 2, Members: []int{0, 1, 2}}}, got)
+
+	got = incidents(rootcause.StrategyFunc(func([]rootcause.Error) int { panic("broken") }), errs)
+	assert.Equal(t, -1, got[0].Root, "a panicking strategy fails its incident, not the report")
 }
