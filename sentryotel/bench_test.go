@@ -95,9 +95,9 @@ func BenchmarkCaptureException(b *testing.B) {
 type exporting struct{}
 
 func (exporting) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (exporting) OnEnd(sdktrace.ReadOnlySpan)                      {}
-func (exporting) Shutdown(context.Context) error                   { return nil }
-func (exporting) ForceFlush(context.Context) error                 { return nil }
+func (exporting) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (exporting) Shutdown(context.Context) error                  { return nil }
+func (exporting) ForceFlush(context.Context) error                { return nil }
 
 // withAndWithout are a recording provider's options without and with the
 // SpanProcessor.

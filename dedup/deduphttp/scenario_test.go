@@ -476,5 +476,3 @@ func score(got, origins []string, n int) (recall, precision float64) {
 	}
 	return recall, precision
 }
-
-
