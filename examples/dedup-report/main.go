@@ -146,9 +146,17 @@ const usage = `Usage: SENTRY_AUTH_TOKEN=<token> dedup-report -org <org> [-projec
 
 Reads the error events of the last -since from the Sentry web API, groups them
 by trace (the otel.trace_id tag, else the event's trace context, so services
-without tracedup's hook count too), names each trace's root cause, and lists
-the issues that only ever appear as symptoms of another: the ones to merge
-into their root cause's issue, or to mute.
+without tracedup's hook count too), splits each trace into incidents by the
+rule the deduplicator uses, names each incident's root cause, and lists the
+issues that only ever appear as symptoms of another: the ones to merge into
+their root cause's issue, or to mute.
+
+An error is known to be a symptom of another only where the spans they were
+captured on link them. Across a call they are linked where the caller
+captured on a span the callee's error chain reaches; events of services
+without tracedup's span processor (or hook) often carry no such link, and
+then each error is an incident of its own. -per-trace makes each trace one
+incident instead: it finds those cascades, and merges independent failures.
 
 -project takes one project slug or a comma-separated list; without it, every
 project of -org the token can see is read. A cascade that crosses projects is
@@ -180,6 +188,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	o := &options{}
 	var project, since, strategy, demote, read string
+	var perTrace bool
 	fs.StringVar(&o.url, "url", "https://sentry.io", "Sentry `URL`: https://sentry.io, a regional https://de.sentry.io, or a self-hosted instance")
 	fs.StringVar(&o.org, "org", "", "organisation `slug` (required)")
 	fs.StringVar(&project, "project", "", "project `slugs`, comma-separated; empty reads every project of -org")
@@ -187,6 +196,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.json, "json", false, "write the report as JSON on stdout")
 	fs.StringVar(&strategy, "strategy", "default", "root-cause `strategy`, or a comma-separated list asked in turn (FirstOf):"+strategyHelp())
 	fs.StringVar(&demote, "demote", "", "exception `types`, comma-separated, that wrap another service's failure (DownstreamError): chosen only when nothing else is (DemoteTypes)")
+	fs.BoolVar(&perTrace, "per-trace", false, "make each trace one incident (rootcause.OnePerTrace) instead of splitting it by known causal links, as the deduplicator does; for services whose events carry no links across a call (no tracedup span processor, or no hook at all), at the cost of merging independent failures of one trace")
 	fs.StringVar(&read, "read", "auto", "how to read the events: `auto`, discover, full or tags (see above)")
 	fs.IntVar(&o.maxCascades, "max-cascades", 20, "cascades to list in the table (all of them are counted, and all are in -json)")
 	if err := fs.Parse(args); err != nil {
@@ -213,6 +223,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.strategy, err = parseStrategy(strategy, demote); err != nil {
 		return nil, err
+	}
+	if perTrace {
+		o.strategy = rootcause.OnePerTrace(o.strategy)
 	}
 	if o.maxCascades < 0 {
 		return nil, errors.New("-max-cascades must not be negative")

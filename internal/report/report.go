@@ -98,30 +98,24 @@ type incident struct {
 	Members []int
 }
 
-// incidents splits the errors of one trace, in arrival order, into incidents.
-// It is the one place that decides which errors of a trace share a root
-// cause. Today: the whole trace is one incident, its root cause picked by s.
+// incidents splits the errors of one trace, in arrival order, into
+// incidents by the rule the deduplicator uses (rootcause.Incidents). A
+// strategy that panics or answers out of range makes the trace one incident
+// with no root cause, so that the failure shows in the report.
 func incidents(s rootcause.Strategy, errs []rootcause.Error) []incident {
-	members := make([]int, len(errs))
-	for i := range errs {
-		members[i] = i
-	}
-	return []incident{{Root: pick(s, errs), Members: members}}
-}
-
-// pick asks s for the root cause of errs; -1 when it panics or answers out of
-// range, so that a broken strategy shows in the report instead of crashing it.
-func pick(s rootcause.Strategy, errs []rootcause.Error) (i int) {
-	defer func() {
-		if recover() != nil {
-			i = -1
+	found, err := rootcause.Incidents(s, errs)
+	if err != nil {
+		members := make([]int, len(errs))
+		for i := range errs {
+			members[i] = i
 		}
-	}()
-	i = s.RootCause(errs)
-	if i < 0 || i >= len(errs) {
-		return -1
+		return []incident{{Root: -1, Members: members}}
 	}
-	return i
+	out := make([]incident, len(found))
+	for i, inc := range found {
+		out[i] = incident(inc)
+	}
+	return out
 }
 
 // Build makes the report of events with strategy s (nil means

@@ -121,3 +121,31 @@ func TestIncidentsOfOneTrace(t *testing.T) {
 	got = incidents(rootcause.StrategyFunc(func([]rootcause.Error) int { panic("broken") }), errs)
 	assert.Equal(t, -1, got[0].Root, "a panicking strategy fails its incident, not the report")
 }
+
+// TestIndependentFailuresOfOneTrace: two failures of one request that no
+// span links (sibling calls of the gateway, each failing in its own
+// service) are two incidents with a root cause each, as the deduplicator
+// sends them; -per-trace (OnePerTrace) makes them one.
+func TestIndependentFailuresOfOneTrace(t *testing.T) {
+	trace := "0af7651916cd43dd8448eb211c80319c"
+	events := []Event{
+		{Error: rootcause.Error{EventID: "g", TraceID: trace, SpanID: "a1", Service: "gateway",
+			ExceptionType: "*main.DownstreamError", Timestamp: t0.Add(30 * time.Millisecond)}, IssueID: "100"},
+		{Error: rootcause.Error{EventID: "p", TraceID: trace, SpanID: "b2", ParentSpanID: "a1", Service: "payment",
+			ExceptionType: "*main.PaymentDeclined", Timestamp: t0.Add(10 * time.Millisecond)}, IssueID: "300"},
+		{Error: rootcause.Error{EventID: "s", TraceID: trace, SpanID: "c3", ParentSpanID: "a1", Service: "stock",
+			ExceptionType: "*main.OutOfStock", Timestamp: t0.Add(20 * time.Millisecond)}, IssueID: "500"},
+	}
+	r := Build(events, rootcause.Default())
+	assert.Equal(t, 2, r.Incidents)
+	assert.Equal(t, 1, r.DuplicateEvents, "the gateway's error, a symptom of the first failure")
+	roots := map[string]bool{}
+	for _, c := range r.Cascades {
+		roots[c.RootIssue] = true
+	}
+	assert.Equal(t, map[string]bool{"300": true}, roots, "payment's incident holds the gateway's error")
+
+	r = Build(events, rootcause.OnePerTrace(rootcause.Default()))
+	assert.Equal(t, 1, r.Incidents)
+	assert.Equal(t, 2, r.DuplicateEvents)
+}
