@@ -267,6 +267,7 @@ func (gen *generator) request1(id int, start time.Duration) *Request {
 		if !gen.logsOnly(n) {
 			ev := gen.event(n.Service, gen.newIncident(), "*"+n.Service+".BackgroundJobError",
 				fmt.Sprintf("req %d: audit log write failed", id), gen.late(end))
+			ev.Late = true
 			n.Steps = append(n.Steps, Step{Capture: []*Event{ev}})
 		}
 	}
@@ -358,13 +359,16 @@ func (gen *generator) exec(p *position, t time.Duration) (*Node, time.Duration, 
 				recovered = true // degrades gracefully: no report, carries on
 				break
 			}
-			at := t
-			if gen.chance(gen.cfg.LateSymptom) {
-				at = gen.late(t)
-			}
+			late := gen.chance(gen.cfg.LateSymptom)
 			if !p.logsOnly {
-				capture(gen.event(p.service, inc, "*"+p.service+".DownstreamError",
-					fmt.Sprintf("req %d: call to %s failed", gen.request, c.service), at))
+				at := t
+				if late {
+					at = gen.late(t)
+				}
+				ev := gen.event(p.service, inc, "*"+p.service+".DownstreamError",
+					fmt.Sprintf("req %d: call to %s failed", gen.request, c.service), at)
+				ev.Late = late
+				capture(ev)
 			}
 			n.Status = 500
 			return n, t, inc
