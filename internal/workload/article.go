@@ -24,6 +24,17 @@ const ArticleInterval = 5 * time.Second
 // service's events, which is the article at its best. The timers' phases
 // are drawn from seed.
 func Article(o *Outcome, perProcess bool, seed uint64) []Report {
+	rng := rand.New(rand.NewPCG(seed, 0xa271c1e))
+	phase := map[string]time.Duration{}
+	for _, s := range append(o.Plan.Graph.Services, Service{}) { // drawn in a fixed order
+		phase[s.Name] = time.Duration(rng.Float64() * float64(ArticleInterval))
+	}
+	return article(o, perProcess, phase)
+}
+
+// article is Article with the timers' phases given: the first tick of the
+// timer of process (a service, or "" for the one collector) is at its phase.
+func article(o *Outcome, perProcess bool, phase map[string]time.Duration) []Report {
 	type pending struct {
 		truth             *Event
 		service, typ, msg string
@@ -32,21 +43,6 @@ func Article(o *Outcome, perProcess bool, seed uint64) []Report {
 		flushAt           time.Duration
 		group             string
 	}
-	rng := rand.New(rand.NewPCG(seed, 0xa271c1e))
-	phase := map[string]time.Duration{}
-	phaseOf := func(process string) time.Duration {
-		p, ok := phase[process]
-		if !ok {
-			p = time.Duration(rng.Float64() * float64(ArticleInterval))
-			phase[process] = p
-		}
-		return p
-	}
-	for _, s := range o.Plan.Graph.Services { // draw in a fixed order
-		phaseOf(s.Name)
-	}
-	phaseOf("")
-
 	var out []Report
 	var buf []pending
 	for _, s := range o.Sent {
@@ -64,7 +60,7 @@ func Article(o *Outcome, perProcess bool, seed uint64) []Report {
 			process = s.Service
 		}
 		// The next tick of the process's timer after the event is added.
-		p := phaseOf(process)
+		p := phase[process]
 		k := (t.At - p + ArticleInterval) / ArticleInterval
 		arrived := t.At
 		if perProcess {

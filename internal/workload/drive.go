@@ -407,6 +407,9 @@ func (d *driver) arrived(s *service, ev *sentry.Event, hint *sentry.EventHint) {
 	if n := len(ev.Exception); n > 0 {
 		ev.Exception[n-1].Type = truth.Type
 	}
+	if !truth.Traced || truth.Role == Info {
+		return // passes through: opens no window
+	}
 	k := firstKey{s.name, truth.Request, d.late.Load()}
 	d.mu.Lock()
 	if t, ok := d.first[k]; !ok || truth.At < t {
@@ -436,7 +439,10 @@ func (r *recorder) SendEvent(ev *sentry.Event) {
 
 // sentAt is when, in virtual time, a windowed transport sends ev: at the end
 // of the window its service opened for the request in this phase. Events
-// outside any window (no trace, not an error) go at once. d.mu is held.
+// outside any window (no trace, not an error) go at once, and so do late
+// events of a trace the service decided on. Late events of a trace the
+// service had not seen share one window, from the first of them. d.mu is
+// held.
 func (d *driver) sentAt(s *service, sent Sent) time.Duration {
 	t := sent.Truth
 	if t == nil {
