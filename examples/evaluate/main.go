@@ -2,7 +2,7 @@
 // and against the original article's algorithm, on a seeded load over a
 // service call graph, scored against the load's ground truth.
 //
-//	go run ./examples/evaluate                      # Online Boutique, 1000 requests
+//	go run ./examples/evaluate                      # Online Boutique, 2000 requests
 //	go run ./examples/evaluate -graph chain -json   # a chain of five, as JSON
 //	go run ./examples/evaluate -graph my.json       # a graph of your own
 //

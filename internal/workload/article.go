@@ -104,7 +104,7 @@ func article(o *Outcome, perProcess bool, phase map[string]time.Duration) []Repo
 		}
 		// _send_to_sentry: capture_message, the exception is lost.
 		msg := fmt.Sprintf("[%s] %s: %s", root.service, root.typ, root.msg)
-		out = append(out, Report{Truth: root.truth, Issue: MessageIssue(msg), At: b.flushAt})
+		out = append(out, Report{Truth: root.truth, Issue: messageIssue(msg), At: b.flushAt})
 	}
 	return out
 }

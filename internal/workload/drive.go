@@ -364,11 +364,11 @@ func (d *driver) captureOrDefer(ctx context.Context, s *service, ev *Event) {
 	d.captureOne(ctx, s, ev)
 }
 
-// Failure is the error every planned failure is captured as. The driver
+// failure is the error every planned failure is captured as. The driver
 // names its exception after Event.Type, as distinct error types would.
-type Failure struct{ Event *Event }
+type failure struct{ Event *Event }
 
-func (f *Failure) Error() string { return f.Event.Message }
+func (f *failure) Error() string { return f.Event.Message }
 
 func (d *driver) captureOne(ctx context.Context, s *service, ev *Event) {
 	if !ev.Traced {
@@ -379,7 +379,7 @@ func (d *driver) captureOne(ctx context.Context, s *service, ev *Event) {
 		hub.Client().CaptureMessage(ev.Message, &sentry.EventHint{Context: ctx, Data: ev}, hub.Scope())
 		return
 	}
-	sentryotel.CaptureException(ctx, &Failure{ev})
+	sentryotel.CaptureException(ctx, &failure{ev})
 }
 
 // arrived runs as the last BeforeSend: it puts the ground truth and the
@@ -387,7 +387,7 @@ func (d *driver) captureOne(ctx context.Context, s *service, ev *Event) {
 // service's transport first saw the request.
 func (d *driver) arrived(s *service, ev *sentry.Event, hint *sentry.EventHint) {
 	var truth *Event
-	var f *Failure
+	var f *failure
 	switch {
 	case hint == nil:
 	case errors.As(hint.OriginalException, &f):

@@ -17,9 +17,8 @@ import (
 // plain wires plain sentry-go clients; window is the virtual window it
 // claims, and the wrappers count that they were used.
 type plain struct {
-	window          time.Duration
-	served, called  *atomic.Int64
-	spans, sameSpan *atomic.Int64
+	window                time.Duration
+	served, called, spans *atomic.Int64
 }
 
 func (w plain) Stack(_ string, opts sentry.ClientOptions) Stack {

@@ -34,7 +34,7 @@ type Config struct {
 // DefaultConfig is the load of the evaluation's default run.
 func DefaultConfig() Config {
 	return Config{
-		Requests: 1000, Seed: 1, Fail: 0.2, Rate: 20,
+		Requests: 2000, Seed: 1, Fail: 0.2, Rate: 20,
 		Propagate: 0.8, Retry: 0.3, Transient: 0.4, Second: 0.1, Siblings: 0.05, OwnBug: 0.3,
 		Info: 0.05, NoTrace: 0.02, Late: 0.03, LateSymptom: 0.02,
 		Skew: 20 * time.Millisecond, Hop: 5 * time.Millisecond, Window: 5 * time.Second,

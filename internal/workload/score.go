@@ -150,12 +150,12 @@ func Issue(ev *sentry.Event) string {
 	if n := len(ev.Exception); n > 0 {
 		return service + " " + ev.Exception[n-1].Type
 	}
-	return MessageIssue(ev.Message)
+	return messageIssue(ev.Message)
 }
 
 var numbers = regexp.MustCompile(`\b(?:[0-9a-f]{8,}|[0-9]+)\b`)
 
-// MessageIssue is the issue of a message event with text msg.
-func MessageIssue(msg string) string {
+// messageIssue is the issue of a message event with text msg.
+func messageIssue(msg string) string {
 	return "message " + numbers.ReplaceAllString(msg, "<int>")
 }
