@@ -1,0 +1,71 @@
+package main
+
+// This file is the only one that wires tracedup into the evaluation: the
+// hook, the deduplicating transport, its strategies and its cross-service
+// middleware. The rest of the evaluation sees a workload.Wiring.
+
+import (
+	"time"
+
+	"github.com/getsentry/sentry-go"
+
+	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/internal/workload"
+	"github.com/tracedup/tracedup/rootcause"
+	"github.com/tracedup/tracedup/sentryotel"
+)
+
+// strategies are the root-cause strategies evaluated, by name.
+var strategies = []struct {
+	name string
+	new  func() rootcause.Strategy
+}{
+	{"Default", rootcause.Default}, // Deepest
+	{"Earliest", rootcause.Earliest},
+	{"NonRootFirst", rootcause.NonRootFirst},
+}
+
+// realWindow is dedup's window in real time: longer than any run, so that no
+// timer decides anything; the driver decides windows with Flush once a
+// batch's requests have ended, and scores them as if they had lasted the
+// virtual window.
+const realWindow = time.Hour
+
+// hookOnly runs the sentryotel hook alone, without the trace-id fingerprint
+// so that Sentry groups as it does by default. Services in without run plain
+// sentry-go.
+type hookOnly struct{ without map[string]bool }
+
+func (w hookOnly) Stack(service string, opts sentry.ClientOptions) workload.Stack {
+	if w.without[service] {
+		return workload.Stack{Options: opts}
+	}
+	return workload.Stack{Options: sentryotel.WrapOptions(opts, sentryotel.WithoutTraceFingerprint())}
+}
+
+// tracedup runs the hook and a dedup.Transport with the given strategy; with
+// crossService also dedup's Handler and RoundTripper. Services in without
+// run plain sentry-go.
+type tracedup struct {
+	strategy     rootcause.Strategy
+	crossService bool
+	without      map[string]bool
+	window       time.Duration // the virtual window
+}
+
+func (w tracedup) Stack(service string, opts sentry.ClientOptions) workload.Stack {
+	if w.without[service] {
+		return workload.Stack{Options: opts}
+	}
+	t := dedup.NewTransport(opts.Transport, dedup.WithStrategy(w.strategy), dedup.WithWindow(realWindow))
+	opts.Transport = t
+	st := workload.Stack{
+		Options: sentryotel.WrapOptions(opts, sentryotel.WithoutTraceFingerprint()),
+		Window:  w.window,
+	}
+	if w.crossService {
+		st.Server = t.Handler
+		st.Client = t.RoundTripper
+	}
+	return st
+}
