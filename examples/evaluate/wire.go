@@ -5,11 +5,14 @@ package main
 // middleware. The rest of the evaluation sees a workload.Wiring.
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/getsentry/sentry-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/dedup/deduphttp"
 	"github.com/tracedup/tracedup/internal/workload"
 	"github.com/tracedup/tracedup/rootcause"
 	"github.com/tracedup/tracedup/sentryotel"
@@ -23,6 +26,8 @@ var strategies = []struct {
 	{"Default", rootcause.Default}, // Deepest
 	{"Earliest", rootcause.Earliest},
 	{"NonRootFirst", rootcause.NonRootFirst},
+	// One report per trace, as tracedup did before incidents.
+	{"OnePerTrace", func() rootcause.Strategy { return rootcause.OnePerTrace(rootcause.Default()) }},
 }
 
 // realWindow is dedup's window in real time: longer than any run, so that no
@@ -31,21 +36,20 @@ var strategies = []struct {
 // virtual window.
 const realWindow = time.Hour
 
-// hookOnly runs the sentryotel hook alone, without the trace-id fingerprint
-// so that Sentry groups as it does by default. Services in without run plain
-// sentry-go.
+// hookOnly runs the sentryotel hook alone, which leaves Sentry's grouping as
+// it is by default. Services in without run plain sentry-go.
 type hookOnly struct{ without map[string]bool }
 
 func (w hookOnly) Stack(service string, opts sentry.ClientOptions) workload.Stack {
 	if w.without[service] {
 		return workload.Stack{Options: opts}
 	}
-	return workload.Stack{Options: sentryotel.WrapOptions(opts, sentryotel.WithoutTraceFingerprint())}
+	return workload.Stack{Options: sentryotel.WrapOptions(opts)}
 }
 
-// tracedup runs the hook and a dedup.Transport with the given strategy; with
-// crossService also dedup's Handler and RoundTripper. Services in without
-// run plain sentry-go.
+// tracedup runs the hook, sentryotel's span processor and a dedup.Transport
+// with the given strategy; with crossService also deduphttp's handler and
+// transport. Services in without run plain sentry-go.
 type tracedup struct {
 	strategy     rootcause.Strategy
 	crossService bool
@@ -60,12 +64,13 @@ func (w tracedup) Stack(service string, opts sentry.ClientOptions) workload.Stac
 	t := dedup.NewTransport(opts.Transport, dedup.WithStrategy(w.strategy), dedup.WithWindow(realWindow))
 	opts.Transport = t
 	st := workload.Stack{
-		Options: sentryotel.WrapOptions(opts, sentryotel.WithoutTraceFingerprint()),
-		Window:  w.window,
+		Options:       sentryotel.WrapOptions(opts),
+		TracerOptions: []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor())},
+		Window:        w.window,
 	}
 	if w.crossService {
-		st.Server = t.Handler
-		st.Client = t.RoundTripper
+		st.Server = func(h http.Handler) http.Handler { return deduphttp.NewHandler(h, t) }
+		st.Client = func(rt http.RoundTripper) http.RoundTripper { return deduphttp.NewTransport(rt, t) }
 	}
 	return st
 }
