@@ -38,6 +38,7 @@ type ackShard struct {
 // call is one outgoing call whose last outcome is recorded.
 type call struct {
 	operation string
+	caller    trace.SpanID // the span the call was made from
 	reported  string // the event id the callee acknowledged, "" if none
 	// spans are the call's span and the spans enclosing it, nearest first.
 	spans []trace.SpanID
@@ -98,7 +99,10 @@ func (in *Incoming) Reported() string {
 	return ""
 }
 
-// End stops tracking the call. It is safe to call more than once.
+// End stops tracking the call, and forgets the calls made while serving it:
+// an error captured after its request is over (by a background goroutine of
+// the handler, say) does not follow from them. It is safe to call more than
+// once.
 func (in *Incoming) End() {
 	if in == nil {
 		return
@@ -106,6 +110,17 @@ func (in *Incoming) End() {
 	s := in.shard
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	in.unlink(s)
+	if calls, ok := s.calls.get(in.traceID, time.Now()); ok {
+		made := func(c call) bool { return slices.Contains(c.spans, in.spanID) }
+		if slices.ContainsFunc(calls, made) {
+			s.calls.put(in.traceID, time.Now(), slices.DeleteFunc(slices.Clone(calls), made))
+		}
+	}
+}
+
+// unlink removes in from the live calls of its trace. s.mu is held.
+func (in *Incoming) unlink(s *ackShard) {
 	head := s.live[in.traceID]
 	if head == in {
 		if in.next == nil {
@@ -142,20 +157,28 @@ func (in *Incoming) End() {
 //     that the call was part of. An error captured on another branch, such
 //     as a sibling goroutine's span, or on a span begun after the call, is
 //     not explained by it.
-//   - A later call to the same operation in the same trace supersedes an
-//     earlier one, whatever its outcome: a retry that succeeded (or failed
-//     without an acknowledgement) leaves the earlier failure explaining
-//     nothing. A later acknowledged one explains in its place.
+//   - A later call supersedes an earlier one, whatever its outcome, when it
+//     calls the same operation anywhere in the trace (a retry that succeeded,
+//     or failed without an acknowledgement, leaves the earlier failure
+//     explaining nothing) or when it is made from the same span (the span
+//     that made a failed call and went on calling has carried on: its error
+//     no longer follows from that failure). A later acknowledged call
+//     explains in its place.
+//   - A call made while serving a request (its span encloses the call) is
+//     forgotten when the request ends ([Incoming.End]): an error captured
+//     after that, by a background goroutine of the handler, does not follow
+//     from it.
 //   - What is recorded lasts as long as WithMemory says, for at most
 //     16 operations per trace; past that the oldest is forgotten and
 //     its errors are sent.
 //
 // What it cannot tell apart: a caller that recovers from an acknowledged
-// failure without calling that operation again (it degrades gracefully, say
-// with a cached answer), then fails on its own in the same span, looks like a
-// cascade. Capture the own failure on a span of its own (any span begun after
-// the call) and it is sent; or tell the deduplicator with [WithSendCascades],
-// which sends every cascade tagged.
+// failure (it degrades gracefully, say with a cached answer) and then, with
+// no further call, fails on its own in the same span looks like a cascade.
+// Capture the own failure on a span of its own (any span begun after the
+// call) and it is sent; or use [WithSendCascades], which sends every cascade
+// tagged. The other way round, a caller that fails because of a call but
+// makes another call first (a compensation) is sent: noise, not a loss.
 //
 // Adapters carry the event id on their transport's response (an HTTP header
 // or a gRPC trailer) and feed it to [Transport.Incoming] and Outgoing.
@@ -167,27 +190,39 @@ func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
 	}
 	s := t.acks.shard(sc.TraceID())
 	now := time.Now()
+	caller := callerOf(span)
+	superseded := func(c call) bool { return c.operation == operation || c.caller == caller }
 	if reported == "" {
 		// The common case, on every successful call: nothing to record
 		// unless it supersedes an acknowledged call.
 		s.mu.Lock()
-		if calls, ok := s.calls.get(sc.TraceID(), now); ok {
-			if i := slices.IndexFunc(calls, func(c call) bool { return c.operation == operation }); i >= 0 {
-				s.calls.put(sc.TraceID(), now, slices.Delete(slices.Clone(calls), i, i+1))
-			}
+		if calls, ok := s.calls.get(sc.TraceID(), now); ok && slices.ContainsFunc(calls, superseded) {
+			s.calls.put(sc.TraceID(), now, slices.DeleteFunc(slices.Clone(calls), superseded))
 		}
 		s.mu.Unlock()
 		return
 	}
-	c := call{operation: operation, reported: reported, spans: spanChain(span)}
+	c := call{operation: operation, caller: caller, reported: reported, spans: spanChain(span)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	calls, _ := s.calls.get(sc.TraceID(), now)
-	calls = slices.DeleteFunc(slices.Clone(calls), func(c call) bool { return c.operation == operation })
+	calls = slices.DeleteFunc(slices.Clone(calls), superseded)
 	if len(calls) >= maxCalls {
 		calls = calls[1:]
 	}
 	s.calls.put(sc.TraceID(), now, append(calls, c))
+}
+
+// callerOf returns the span a call was made from: the client span's parent
+// where span is the client span otelhttp or otelgrpc started, else span.
+func callerOf(span trace.Span) trace.SpanID {
+	if ro, ok := span.(interface {
+		SpanKind() trace.SpanKind
+		Parent() trace.SpanContext
+	}); ok && ro.SpanKind() == trace.SpanKindClient && ro.Parent().IsValid() {
+		return ro.Parent().SpanID()
+	}
+	return span.SpanContext().SpanID()
 }
 
 // spanChain returns span's id and the ids of the spans enclosing it, nearest

@@ -54,6 +54,9 @@ type Metrics struct {
 	Precision float64 `json:"precision"`
 	// Hidden counts the incidents of which no report at all reached Sentry.
 	Hidden int `json:"hidden"`
+	// HiddenOrigins counts the hidden incidents by their origin's exception
+	// type: what kind of failure went unseen.
+	HiddenOrigins map[string]int `json:"hidden_origins,omitempty"`
 	// Named counts the incidents whose first report names the origin
 	// failure (service and exception type of its Origin).
 	Named int `json:"named"`
@@ -110,6 +113,10 @@ func Score(plan *Plan, reports []Report) Metrics {
 		f, ok := first[inc.ID]
 		if !ok {
 			m.Hidden++
+			if m.HiddenOrigins == nil {
+				m.HiddenOrigins = map[string]int{}
+			}
+			m.HiddenOrigins[inc.Origin.Type]++
 			continue
 		}
 		if f.Truth.Service == inc.Origin.Service && f.Truth.Type == inc.Origin.Type {

@@ -53,7 +53,7 @@ func TestScore(t *testing.T) {
 	assert.InDelta(t, 3.0/7, m.Limit, 1e-9)
 	m.Reduction, m.Limit = 0, 0
 	assert.Equal(t, Metrics{
-		EventsIn: 7, Sent: 4, Incidents: 4,
+		EventsIn: 7, Sent: 4, Incidents: 4, HiddenOrigins: map[string]int{"*f.Internal": 1},
 		Recalled: 3, Recall: 0.75, Precision: 0.75, Hidden: 1,
 		Named:       2,               // c, and d through its repeat; a's first report named b
 		SplitTraces: 1,               // request 0: three reports, two incidents
