@@ -417,6 +417,46 @@ var scenarios = []scenario{{
 		return "gateway", "/checkout"
 	},
 	origins: []string{"order: AuditLost", "payment: PaymentDeclined"},
+}, {
+	name: "a background error on the request's own span after it ended",
+	build: func(t *testing.T, sys system) (string, string) {
+		order, pay := newService(t, sys, "order", true), newService(t, sys, "payment", true)
+		pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
+		order.mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
+			st := order.call(r.Context(), pay, "/charge")
+			capture(r.Context(), &CallFailed{st})
+			w.WriteHeader(http.StatusBadGateway)
+			ctx := context.WithoutCancel(r.Context()) // the same span, outliving the request
+			done := r.Context().Done()
+			order.bg.Go(func() {
+				<-done
+				capture(ctx, &AuditLost{})
+			})
+		})
+		return "order", "/orders"
+	},
+	origins: []string{"order: AuditLost", "payment: PaymentDeclined"},
+}, {
+	name: "a caller that compensates before it fails",
+	build: func(t *testing.T, sys system) (string, string) {
+		gw, pay, stock := newService(t, sys, "gateway", true), newService(t, sys, "payment", true),
+			newService(t, sys, "stock", true)
+		pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
+		stock.mux.HandleFunc("POST /release", func(http.ResponseWriter, *http.Request) {})
+		gw.mux.HandleFunc("POST /checkout", func(w http.ResponseWriter, r *http.Request) {
+			st := gw.call(r.Context(), pay, "/charge")
+			gw.call(r.Context(), stock, "/release") // puts the reserved stock back
+			capture(r.Context(), &CallFailed{st})
+			w.WriteHeader(http.StatusBadGateway)
+		})
+		return "gateway", "/checkout"
+	},
+	origins: []string{"payment: PaymentDeclined"},
+	noise: []string{
+		// The span went on calling after the failure: its error is no
+		// longer known to follow from it, and is sent.
+		"gateway: CallFailed",
+	},
 }}
 
 // TestScenarios runs each scenario for a few requests and checks that every
@@ -425,7 +465,7 @@ var scenarios = []scenario{{
 func TestScenarios(t *testing.T) {
 	const requests = 5
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-66s %7s %6s %9s %9s\n", "scenario", "errors", "sent", "recall", "precision")
+	fmt.Fprintf(&table, "\n%-66s %8s %6s %9s %9s\n", "scenario", "captured", "sent", "recall", "precision")
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			sys := system{}
