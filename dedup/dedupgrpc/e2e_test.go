@@ -45,12 +45,12 @@ const (
 type behaviour string
 
 const (
-	ok          behaviour = "ok"          // answers
-	declined    behaviour = "declined"    // captures an error, returns FailedPrecondition
-	dropped     behaviour = "dropped"     // captures an error that BeforeSend drops, returns FailedPrecondition
-	internal    behaviour = "internal"    // returns Internal without capturing
-	notFound    behaviour = "not-found"   // returns NotFound without capturing
-	panicking   behaviour = "panic"       // panics
+	ok          behaviour = "ok"        // answers
+	declined    behaviour = "declined"  // captures an error, returns FailedPrecondition
+	dropped     behaviour = "dropped"   // captures an error that BeforeSend drops, returns FailedPrecondition
+	internal    behaviour = "internal"  // returns Internal without capturing
+	notFound    behaviour = "not-found" // returns NotFound without capturing
+	panicking   behaviour = "panic"     // panics
 	errDeclined           = "card declined"
 )
 
@@ -128,7 +128,7 @@ func (p *payment) charge(ctx context.Context, req *wrapperspb.StringValue) (*wra
 
 // setup says how the payment server is run.
 type setup struct {
-	noInterceptor bool             // the server does not acknowledge
+	noInterceptor bool // the server does not acknowledge
 	options       []dedupgrpc.Option
 	// recoverer is an interceptor after dedupgrpc's in the chain that
 	// recovers panics and captures them, as sentrygrpc's does.
@@ -418,9 +418,8 @@ func TestRetryThatSucceedsSupersedes(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			c := newCaller(t)
 			p := newPayment(t, setup{}, c.transport, c.tp)
-			// Declined, then a retry that succeeds, then the caller's own
-			// error (captured since the last call did not fail? no: call
-			// captures only after a failing last call), so capture by hand.
+			// Declined and acknowledged, then a retry that succeeds, then an
+			// error of the caller's own in the same span.
 			ctx, span := c.tp.Tracer("test").Start(context.Background(), "order")
 			var err error
 			for _, v := range []behaviour{declined, ok} {
