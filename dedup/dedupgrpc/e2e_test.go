@@ -129,7 +129,10 @@ func (p *payment) charge(ctx context.Context, req *wrapperspb.StringValue) (*wra
 // setup says how the payment server is run.
 type setup struct {
 	noInterceptor bool // the server does not acknowledge
-	options       []dedupgrpc.Option
+	// bare: no dedupgrpc interceptor on either side (the benchmark's
+	// baseline).
+	bare    bool
+	options []dedupgrpc.Option
 	// recoverer is an interceptor after dedupgrpc's in the chain that
 	// recovers panics and captures them, as sentrygrpc's does.
 	recoverer bool
@@ -137,7 +140,7 @@ type setup struct {
 
 // newPayment starts a payment server over bufconn and a caller's connection
 // to it whose client interceptors record into caller.
-func newPayment(t *testing.T, s setup, caller *dedup.Transport, callerTP *sdktrace.TracerProvider) *payment {
+func newPayment(t testing.TB, s setup, caller *dedup.Transport, callerTP *sdktrace.TracerProvider) *payment {
 	t.Helper()
 	tp := sentrytest.TracerProvider("payment")
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -164,7 +167,7 @@ func newPayment(t *testing.T, s setup, caller *dedup.Transport, callerTP *sdktra
 	stream := []grpc.StreamServerInterceptor{func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		return handler(srv, &hubStream{ss, sentry.SetHubOnContext(ss.Context(), sentry.NewHub(client, sentry.NewScope()))})
 	}}
-	if !s.noInterceptor {
+	if !s.noInterceptor && !s.bare {
 		unary = append(unary, dedupgrpc.UnaryServerInterceptor(p.transport, s.options...))
 		stream = append(stream, dedupgrpc.StreamServerInterceptor(p.transport, s.options...))
 	}
@@ -189,13 +192,17 @@ func newPayment(t *testing.T, s setup, caller *dedup.Transport, callerTP *sdktra
 		<-served
 	})
 
-	conn, err := grpc.NewClient("passthrough:///payment",
+	opts := []grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(callerTP), otelgrpc.WithPropagators(propagation.TraceContext{}))),
-		grpc.WithUnaryInterceptor(dedupgrpc.UnaryClientInterceptor(caller)),
-		grpc.WithStreamInterceptor(dedupgrpc.StreamClientInterceptor(caller)),
-	)
+	}
+	if !s.bare {
+		opts = append(opts,
+			grpc.WithUnaryInterceptor(dedupgrpc.UnaryClientInterceptor(caller)),
+			grpc.WithStreamInterceptor(dedupgrpc.StreamClientInterceptor(caller)))
+	}
+	conn, err := grpc.NewClient("passthrough:///payment", opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	p.conn = conn
@@ -243,7 +250,7 @@ type caller struct {
 	client    *sentry.Client
 }
 
-func newCaller(t *testing.T) *caller {
+func newCaller(t testing.TB) *caller {
 	t.Helper()
 	c := &caller{tp: sentrytest.TracerProvider("order"), inner: sentrytest.NewTransport()}
 	t.Cleanup(func() { _ = c.tp.Shutdown(context.Background()) })
