@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -331,19 +332,30 @@ func exceptionValue(ev *sentry.Event) string {
 	return ev.Exception[len(ev.Exception)-1].Value
 }
 
+// callN makes n calls that each end as value, each in a trace of its own,
+// from a new caller to a payment server run as s, and returns the caller,
+// how many acknowledgements each call's trailer held, and what each side
+// sent.
+func callN(t *testing.T, s setup, streaming bool, value behaviour, n int) (c *caller, acks []int, fromCaller, fromPayment []*sentry.Event) {
+	t.Helper()
+	c = newCaller(t)
+	p := newPayment(t, s, c.transport, c.tp)
+	for range n {
+		tr := c.call(t, p.conn, streaming, value)
+		acks = append(acks, len(tr[0].Get(dedupgrpc.TrailerReported)))
+	}
+	fromCaller, fromPayment = sent(t, c, p)
+	return c, acks, fromCaller, fromPayment
+}
+
 var kinds = map[string]bool{"unary": false, "stream": true}
 
 func TestFailedCallsReportOnlyTheOrigin(t *testing.T) {
 	const n = 5
 	for kind, streaming := range kinds {
 		t.Run(kind, func(t *testing.T) {
-			c := newCaller(t)
-			p := newPayment(t, setup{}, c.transport, c.tp)
-			for range n {
-				tr := c.call(t, p.conn, streaming, declined)
-				assert.Len(t, tr[0].Get(dedupgrpc.TrailerReported), 1, "acknowledged in the trailer")
-			}
-			fromCaller, fromPayment := sent(t, c, p)
+			c, acks, fromCaller, fromPayment := callN(t, setup{}, streaming, declined, n)
+			assert.Equal(t, slices.Repeat([]int{1}, n), acks, "acknowledgements in the trailers")
 			assert.Empty(t, fromCaller, "the caller's cascades are suppressed")
 			require.Len(t, fromPayment, n, "one event per failed call")
 			for _, ev := range fromPayment {
@@ -368,13 +380,8 @@ func TestUnacknowledgedCallsLeaveTheCallerReporting(t *testing.T) {
 	for name, tt := range tests {
 		for kind, streaming := range kinds {
 			t.Run(name+"/"+kind, func(t *testing.T) {
-				c := newCaller(t)
-				p := newPayment(t, tt.setup, c.transport, c.tp)
-				for range n {
-					tr := c.call(t, p.conn, streaming, tt.value)
-					assert.Empty(t, tr[0].Get(dedupgrpc.TrailerReported))
-				}
-				fromCaller, _ := sent(t, c, p)
+				c, acks, fromCaller, _ := callN(t, tt.setup, streaming, tt.value, n)
+				assert.Equal(t, make([]int, n), acks, "acknowledgements in the trailers")
 				assert.Len(t, fromCaller, n, "the caller reports each of its errors")
 				assert.Zero(t, c.transport.Stats().Cascades)
 			})
@@ -403,13 +410,8 @@ func TestCapturedErrorsAreAcknowledged(t *testing.T) {
 	for name, tt := range tests {
 		for kind, streaming := range kinds {
 			t.Run(name+"/"+kind, func(t *testing.T) {
-				c := newCaller(t)
-				p := newPayment(t, tt.setup, c.transport, c.tp)
-				for range n {
-					tr := c.call(t, p.conn, streaming, tt.value)
-					assert.Len(t, tr[0].Get(dedupgrpc.TrailerReported), 1, "acknowledged in the trailer")
-				}
-				fromCaller, fromPayment := sent(t, c, p)
+				_, acks, fromCaller, fromPayment := callN(t, tt.setup, streaming, tt.value, n)
+				assert.Equal(t, slices.Repeat([]int{1}, n), acks, "acknowledgements in the trailers")
 				assert.Empty(t, fromCaller, "the caller's cascades are suppressed")
 				require.Len(t, fromPayment, n, "one event per failed call")
 				for _, ev := range fromPayment {
