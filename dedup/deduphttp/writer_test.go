@@ -99,7 +99,7 @@ func TestWriterKeepsHijackerAndReaderFrom(t *testing.T) {
 	assert.Equal(t, "copied", body)
 	assert.Equal(t, eventID, resp.Header.Get(deduphttp.HeaderReported), "set by ReadFrom")
 
-	resp, body = serve(t, func(w http.ResponseWriter, r *http.Request) {
+	_, body = serve(t, func(w http.ResponseWriter, r *http.Request) {
 		conn, rw, err := w.(http.Hijacker).Hijack()
 		if err != nil {
 			return
