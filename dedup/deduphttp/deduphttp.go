@@ -1,10 +1,7 @@
 package deduphttp
 
 import (
-	"io"
 	"net/http"
-
-	"github.com/felixge/httpsnoop"
 
 	"github.com/tracedup/tracedup/dedup"
 )
@@ -45,80 +42,16 @@ func NewHandler(next http.Handler, t *dedup.Transport) http.Handler {
 			return
 		}
 		defer in.End()
-		a := &acknowledger{in: in, w: w}
-		next.ServeHTTP(httpsnoop.Wrap(w, httpsnoop.Hooks{
-			WriteHeader: a.writeHeader,
-			Write:       a.write,
-			WriteString: a.writeString,
-			ReadFrom:    a.readFrom,
-			Flush:       a.flush,
-			FlushError:  a.flushError,
-		}), r)
+		aw := writers.Get().(*writer)
+		aw.w, aw.in, aw.wrote = w, in, false
+		next.ServeHTTP(aw.view(), r)
 		// net/http writes the header itself after a handler that wrote
 		// nothing: set it now, or the caller never hears.
-		a.final()
+		aw.final()
+		// A handler may not use its writer after it returned: reuse it.
+		aw.w, aw.in = nil, nil
+		writers.Put(aw)
 	})
-}
-
-// acknowledger sets HeaderReported once, as the final header is written.
-type acknowledger struct {
-	in    *dedup.Incoming
-	w     http.ResponseWriter
-	wrote bool
-}
-
-func (a *acknowledger) final() {
-	if a.wrote {
-		return
-	}
-	a.wrote = true
-	if id := a.in.Reported(); id != "" {
-		a.w.Header().Set(HeaderReported, id)
-	}
-}
-
-func (a *acknowledger) writeHeader(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-	return func(code int) {
-		if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
-			a.final()
-		}
-		next(code)
-	}
-}
-
-func (a *acknowledger) write(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
-	return func(b []byte) (int, error) {
-		a.final()
-		return next(b)
-	}
-}
-
-func (a *acknowledger) writeString(next httpsnoop.WriteStringFunc) httpsnoop.WriteStringFunc {
-	return func(s string) (int, error) {
-		a.final()
-		return next(s)
-	}
-}
-
-func (a *acknowledger) readFrom(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
-	return func(src io.Reader) (int64, error) {
-		a.final()
-		return next(src)
-	}
-}
-
-func (a *acknowledger) flush(next httpsnoop.FlushFunc) httpsnoop.FlushFunc {
-	return func() {
-		a.final()
-		next()
-	}
-}
-
-func (a *acknowledger) flushError(next httpsnoop.FlushErrorFunc) httpsnoop.FlushErrorFunc {
-	return func() error {
-		a.final()
-		return next()
-	}
 }
 
 // NewTransport returns an http.RoundTripper that records with t the outcome

@@ -2,9 +2,9 @@
 // and how many Sentry events and issues that makes with and without tracedup.
 //
 // A gateway calls an order service, which calls a payment service: three
-// HTTP servers on loopback, each with its own OpenTelemetry tracer provider
-// (its own service.name) and its own Sentry client, with the W3C trace
-// context propagated between them by otelhttp. When payment declines a card
+// servers on loopback (HTTP, or gRPC with -protocol), each with its own
+// OpenTelemetry tracer provider (its own service.name) and its own Sentry
+// client, with the W3C trace context propagated between them by otelhttp. When payment declines a card
 // it reports *main.PaymentDeclined and answers 402; order, seeing that,
 // reports *main.ServiceCallFailed and answers 502; the gateway reports
 // *main.DownstreamError. One failed request, three reports.
@@ -14,13 +14,18 @@
 // each client and the cross-service protocol: payment's response tells order,
 // in the Tracedup-Reported header, that it reported the error, so order's
 // error is a cascade and is suppressed; order tells the gateway the same.
-// Sentry receives one event per failed request: the payment error.
+// Sentry receives one event per failed request: the payment error. With
+// -protocol grpc the services speak gRPC (otelgrpc, and dedupgrpc's
+// interceptors carry the acknowledgement in the tracedup-reported trailer);
+// with -protocol mixed the gateway serves HTTP and calls order over gRPC.
 //
 //	go run ./examples/cascade                             # both side by side, embedded fake Sentry
 //	go run ./examples/cascade -requests 1000 -fail 0.3    # the README's table
 //	go run ./examples/cascade -no-ack payment             # payment not upgraded: order reports too
 //	go run ./examples/cascade -monolith -mode tracedup    # one process, one client, plain dedup
 //	go run ./examples/cascade -send-cascades -v           # cascades sent, tagged dedup.cascade_of
+//	go run ./examples/cascade -protocol grpc              # the services call each other over gRPC
+//	go run ./examples/cascade -protocol mixed             # HTTP into the gateway, gRPC behind it
 //	go run ./examples/cascade -mode tracedup -dsn "$DSN"  # send to your Sentry project
 //
 // The run is deterministic in its counts: -seed picks which requests fail,
@@ -29,7 +34,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -44,6 +48,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/internal/fakesentry"
@@ -79,6 +88,7 @@ type options struct {
 	sendCascades bool
 	monolith     bool
 	noAck        map[string]bool
+	protocol     protocol
 	workers      int
 	verbose      bool
 }
@@ -129,6 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	flags.BoolVar(&o.sendCascades, "send-cascades", false, "send cascades tagged dedup.cascade_of instead of suppressing them")
 	flags.BoolVar(&o.monolith, "monolith", false, "run the three services on one Sentry client with one plain dedup transport\n(a modular monolith: no cross-service protocol needed)")
 	noAck := flags.String("no-ack", "", "comma-separated services whose server does not answer with the Tracedup-Reported\nheader, as a service not upgraded yet: their callers then report too")
+	protocolFlag := flags.String("protocol", string(protocolHTTP), "how the services call each other: http, grpc (gateway, order and payment\nall over gRPC), or mixed (HTTP into the gateway, gRPC behind it)")
 	flags.IntVar(&o.workers, "workers", 8, "requests in flight at once")
 	flags.BoolVar(&o.verbose, "v", false, "also print each service's dedup stats and the issues")
 	if err := flags.Parse(args); err != nil {
@@ -144,6 +155,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.modes = []mode{mode(*modeFlag)}
 	default:
 		return o, fmt.Errorf("-mode %q: want both, baseline or tracedup", *modeFlag)
+	}
+	switch o.protocol = protocol(*protocolFlag); o.protocol {
+	case protocolHTTP, protocolGRPC, protocolMixed:
+	default:
+		return o, fmt.Errorf("-protocol %q: want http, grpc or mixed", *protocolFlag)
 	}
 	switch {
 	case o.requests < 0:
@@ -187,7 +203,7 @@ func demo(ctx context.Context, o options, stderr io.Writer) ([]column, bool, err
 	for i, m := range o.modes {
 		topo := topology{
 			mode: m, dsn: o.dsn, window: o.window, sendCascades: o.sendCascades,
-			monolith: o.monolith, noAck: o.noAck,
+			monolith: o.monolith, noAck: o.noAck, protocol: o.protocol,
 		}
 		project := fmt.Sprint(i + 1)
 		if fake != nil {
@@ -254,11 +270,16 @@ func simulate(ctx context.Context, topo topology, load []checkout, workers int, 
 	}
 	defer d.shutdown(context.Background())
 
-	failed, err := drive(ctx, d.gatewayURL(), load, workers, func(done int) {
+	send, closeLoad, err := d.loadClient(workers)
+	if err != nil {
+		return nil, err
+	}
+	failed, err := drive(ctx, send, load, workers, func(done int) {
 		if progress != nil && len(load) >= 10 && done%(len(load)/10) == 0 {
 			fmt.Fprintf(progress, "%s: %d/%d requests\n", topo.mode, done, len(load))
 		}
 	})
+	closeLoad()
 	if err != nil {
 		return nil, err
 	}
@@ -284,17 +305,10 @@ func simulate(ctx context.Context, topo topology, load []checkout, workers int, 
 	return res, nil
 }
 
-// drive posts every checkout of load to url, workers at a time, and returns
-// how many the gateway declined with 502. done is called after each request
-// with the number done so far, one call at a time.
-func drive(ctx context.Context, url string, load []checkout, workers int, done func(int)) (failed int, err error) {
-	// The load generator is a plain HTTP client, like a browser: it has no
-	// tracer, so the gateway's span is the root of each trace.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = workers
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: requestTimeout}
-
+// drive sends every checkout of load to the gateway with send, workers at
+// a time, and returns how many the gateway failed. done is called after each
+// request with the number done so far, one call at a time.
+func drive(ctx context.Context, send sender, load []checkout, workers int, done func(int)) (failed int, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan checkout)
@@ -307,7 +321,7 @@ func drive(ctx context.Context, url string, load []checkout, workers int, done f
 	for range workers {
 		wg.Go(func() {
 			for c := range jobs {
-				status, err := post(ctx, client, url, c)
+				declined, err := send(ctx, c)
 				mu.Lock()
 				switch {
 				case err != nil:
@@ -315,11 +329,8 @@ func drive(ctx context.Context, url string, load []checkout, workers int, done f
 						firstErr = fmt.Errorf("order %d: %w", c.Order, err)
 						cancel()
 					}
-				case status == http.StatusBadGateway:
+				case declined:
 					failed++
-				case status != http.StatusOK && firstErr == nil:
-					firstErr = fmt.Errorf("order %d: %w %d", c.Order, errUnexpectedStatus, status)
-					cancel()
 				}
 				finished++
 				done(finished)
@@ -343,18 +354,49 @@ feed:
 	return failed, firstErr
 }
 
-func post(ctx context.Context, client *http.Client, url string, c checkout) (int, error) {
-	body := fmt.Appendf(nil, `{"order":%d,"card":%q}`, c.Order, c.Card)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
+// sender sends one checkout to the gateway and says whether the gateway
+// failed it as the demo's gateway fails a request (502, or Unavailable over
+// gRPC); any other failure is an error.
+type sender func(ctx context.Context, c checkout) (failed bool, err error)
+
+// loadClient returns the load generator's sender for d's gateway and a
+// function that closes its connections. The load generator is a plain client,
+// like a browser: it has no tracer, so the gateway's span is the root of each
+// trace.
+func (d *deployment) loadClient(workers int) (sender, func(), error) {
+	gw := d.services[len(d.services)-1]
+	if gw.protocol == protocolGRPC {
+		conn, err := dialJSON(gw.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, nil, err
+		}
+		method := fullMethod(gateway)
+		send := func(ctx context.Context, c checkout) (bool, error) {
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			err := conn.Invoke(ctx, method, &c, new(reply))
+			if status.Code(err) == codes.Unavailable {
+				return true, nil
+			}
+			return false, err
+		}
+		return send, func() { _ = conn.Close() }, nil
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = workers
+	client := &http.Client{Transport: tr, Timeout: requestTimeout}
+	url := "http://" + gw.addr + httpPath[gateway]
+	send := func(ctx context.Context, c checkout) (bool, error) {
+		code, err := postJSON(ctx, client, url, c)
+		switch {
+		case err != nil:
+			return false, err
+		case code == http.StatusBadGateway:
+			return true, nil
+		case code != http.StatusOK:
+			return false, fmt.Errorf("%w %d", errUnexpectedStatus, code)
+		}
+		return false, nil
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode, nil
+	return send, tr.CloseIdleConnections, nil
 }

@@ -83,7 +83,16 @@ func assertBalanced(t *testing.T, res *result) {
 // and the real sentry-go HTTP transport, give N events, each the payment
 // error, one per trace; order and the gateway each suppressed N cascades.
 func TestTracedupSendsOnlyTheRootCause(t *testing.T) {
-	res, events := e2e(t, topology{mode: tracedup})
+	for _, p := range protocols {
+		t.Run(string(p), func(t *testing.T) { testTracedupSendsOnlyTheRootCause(t, p) })
+	}
+}
+
+// protocols are the ways the services can call each other.
+var protocols = []protocol{protocolHTTP, protocolGRPC, protocolMixed}
+
+func testTracedupSendsOnlyTheRootCause(t *testing.T, p protocol) {
+	res, events := e2e(t, topology{mode: tracedup, protocol: p})
 
 	require.Len(t, events, failing)
 	traces := map[string]bool{}
@@ -110,7 +119,13 @@ func TestTracedupSendsOnlyTheRootCause(t *testing.T) {
 // TestBaselineSendsEveryError: without tracedup every service reports, and
 // the hook leaves the fingerprint alone.
 func TestBaselineSendsEveryError(t *testing.T) {
-	res, events := e2e(t, topology{mode: baseline})
+	for _, p := range protocols {
+		t.Run(string(p), func(t *testing.T) { testBaselineSendsEveryError(t, p) })
+	}
+}
+
+func testBaselineSendsEveryError(t *testing.T, p protocol) {
+	res, events := e2e(t, topology{mode: baseline, protocol: p})
 
 	require.Len(t, events, 3*failing)
 	assert.Equal(t, map[what]int{
@@ -166,17 +181,19 @@ func TestDownstreamWithoutHeader(t *testing.T) {
 			},
 		},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			noAck := map[string]bool{}
-			for _, s := range tt.noAck {
-				noAck[s] = true
-			}
-			res, events := e2e(t, topology{mode: tracedup, noAck: noAck})
-			assert.Equal(t, tt.want, count(events))
-			assert.Equal(t, uint64(tt.orderCascades), res.stats[order].Cascades, "order's cascades")
-			assert.Equal(t, uint64(tt.gatewayCascades), res.stats[gateway].Cascades, "gateway's cascades")
-			assertBalanced(t, res)
-		})
+		for _, p := range protocols {
+			t.Run(tt.name+"/"+string(p), func(t *testing.T) {
+				noAck := map[string]bool{}
+				for _, s := range tt.noAck {
+					noAck[s] = true
+				}
+				res, events := e2e(t, topology{mode: tracedup, noAck: noAck, protocol: p})
+				assert.Equal(t, tt.want, count(events))
+				assert.Equal(t, uint64(tt.orderCascades), res.stats[order].Cascades, "order's cascades")
+				assert.Equal(t, uint64(tt.gatewayCascades), res.stats[gateway].Cascades, "gateway's cascades")
+				assertBalanced(t, res)
+			})
+		}
 	}
 }
 
@@ -199,18 +216,20 @@ func TestSampledOutDownstreamIsNotAcknowledged(t *testing.T) {
 			o.BeforeSend = func(*sentry.Event, *sentry.EventHint) *sentry.Event { return nil }
 		}},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			res, events := e2e(t, topology{mode: tracedup, clientOptions: func(name string, o *sentry.ClientOptions) {
-				if name == payment {
-					tt.drop(o)
-				}
-			}})
-			assert.Equal(t, map[what]int{serviceCallFailed: failing}, count(events))
-			assert.Zero(t, res.stats[payment].Received, "payment's events never reached its transport")
-			assert.Zero(t, res.stats[order].Cascades, "order was told nothing")
-			assert.Equal(t, uint64(failing), res.stats[gateway].Cascades, "the gateway's errors are cascades of order's")
-			assertBalanced(t, res)
-		})
+		for _, p := range protocols {
+			t.Run(tt.name+"/"+string(p), func(t *testing.T) {
+				res, events := e2e(t, topology{mode: tracedup, protocol: p, clientOptions: func(name string, o *sentry.ClientOptions) {
+					if name == payment {
+						tt.drop(o)
+					}
+				}})
+				assert.Equal(t, map[what]int{serviceCallFailed: failing}, count(events))
+				assert.Zero(t, res.stats[payment].Received, "payment's events never reached its transport")
+				assert.Zero(t, res.stats[order].Cascades, "order was told nothing")
+				assert.Equal(t, uint64(failing), res.stats[gateway].Cascades, "the gateway's errors are cascades of order's")
+				assertBalanced(t, res)
+			})
+		}
 	}
 }
 
@@ -376,6 +395,21 @@ func TestRunPrintsTheTable(t *testing.T) {
 	assert.Empty(t, errOut, "no progress for a short run")
 }
 
+// TestRunOverGRPC: the same table, the same result, with the services
+// calling each other over gRPC, or over gRPC behind an HTTP gateway.
+func TestRunOverGRPC(t *testing.T) {
+	for _, p := range []string{"grpc", "mixed"} {
+		t.Run(p, func(t *testing.T) {
+			code, out, errOut := runCascade(t, "-protocol", p, "-requests", "40", "-fail", "0.25", "-workers", "3")
+			require.Equal(t, 0, code, "stderr: %s", errOut)
+			assert.Equal(t, []string{"10", "10"}, cells(t, out, "failed requests"))
+			assert.Equal(t, []string{"30", "10"}, cells(t, out, "events Sentry received"))
+			assert.Equal(t, []string{"10/10", "10/10"}, cells(t, out, "root causes named correctly"))
+			assert.Equal(t, []string{"-", "20"}, cells(t, out, "cascades known from the header"))
+		})
+	}
+}
+
 func TestRunOneModeVerbose(t *testing.T) {
 	code, out, errOut := runCascade(t, "-requests", "10", "-fail", "0.5", "-mode", "tracedup", "-v", "-send-cascades")
 	require.Equal(t, 0, code, "stderr: %s", errOut)
@@ -430,6 +464,7 @@ func TestRunBadArguments(t *testing.T) {
 		{"-window", "0s"},
 		{"-workers", "0"},
 		{"-no-ack", "billing"},
+		{"-protocol", "amqp"},
 		{"extra"},
 	} {
 		code, _, errOut := runCascade(t, args...)

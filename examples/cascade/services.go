@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"google.golang.org/grpc"
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/dedup/deduphttp"
@@ -129,6 +131,8 @@ type topology struct {
 	// noAck names services whose server does not run dedup's Handler, as a
 	// service not yet upgraded: it never tells its caller that it reported.
 	noAck map[string]bool
+	// protocol is how the services call each other; "" is protocolHTTP.
+	protocol protocol
 	// clientOptions, if not nil, may change a Sentry client's options before
 	// it is made (name is the service, or "monolith"). Tests use it to sample
 	// out or drop a service's events.
@@ -145,19 +149,24 @@ type reporter struct {
 	captured atomic.Uint64
 }
 
-// service is one HTTP service of the demo.
+// service is one service of the demo, served over HTTP or gRPC.
 type service struct {
 	name     string
 	tp       *sdktrace.TracerProvider
 	reporter *reporter
-	url      string
+	protocol protocol // what it serves: protocolHTTP or protocolGRPC
+	addr     string   // host:port it listens on
 	srv      *http.Server
+	grpcSrv  *grpc.Server
 	served   chan struct{} // closed when Serve returned
-	// outbound carries the service's calls to its downstream; nil for
-	// payment, which calls nobody.
-	outbound   *http.Client
-	downstream string // the downstream's URL
-	base       *http.Transport
+	// call calls the service's downstream with a checkout and returns the
+	// HTTP status of the answer (200 for a gRPC call that succeeded, 0
+	// when there was no answer) and why there was none; nil for payment,
+	// which calls nobody.
+	call func(ctx context.Context, c checkout) (int, error)
+	// What call uses, closed at shutdown.
+	base *http.Transport
+	conn *grpc.ClientConn
 }
 
 // deployment is a running topology: three services and their Sentry clients.
@@ -185,7 +194,7 @@ func deploy(topo topology) (*deployment, error) {
 		}
 		shared = r
 	}
-	downstream := ""
+	var downstream *service
 	for _, name := range []string{payment, order, gateway} {
 		r := shared
 		if r == nil {
@@ -200,7 +209,7 @@ func deploy(topo topology) (*deployment, error) {
 			d.shutdown(context.Background())
 			return nil, err
 		}
-		downstream = s.url
+		downstream = s
 	}
 	return d, nil
 }
@@ -248,13 +257,14 @@ func (d *deployment) newReporter(name string) (*reporter, error) {
 }
 
 // start runs one service on 127.0.0.1 with its own tracer provider, whose
-// resource names the service: the hook reads service.name from it.
-func (d *deployment) start(name string, r *reporter, downstream string) (*service, error) {
+// resource names the service: the hook reads service.name from it. It calls
+// downstream, unless that is nil.
+func (d *deployment) start(name string, r *reporter, downstream *service) (*service, error) {
 	s := &service{
-		name:       name,
-		reporter:   r,
-		downstream: downstream,
-		served:     make(chan struct{}),
+		name:     name,
+		reporter: r,
+		protocol: d.topo.protocol.of(name),
+		served:   make(chan struct{}),
 		tp: sdktrace.NewTracerProvider(
 			sdktrace.WithSampler(sdktrace.AlwaysSample()),
 			// The span processor lets the hook stamp each error's chain of
@@ -266,58 +276,110 @@ func (d *deployment) start(name string, r *reporter, downstream string) (*servic
 	// Track the service before anything can fail, so shutdown stops it.
 	d.services = append(d.services, s)
 	crossService := d.topo.mode == tracedup && !d.topo.monolith
+	acknowledges := crossService && !d.topo.noAck[name]
 
-	if downstream != "" {
-		s.base = http.DefaultTransport.(*http.Transport).Clone()
-		s.base.MaxIdleConnsPerHost = 64
-		// Client side, inside out: the RoundTripper reads the downstream's
-		// Tracedup-Reported header and records it for the request's trace,
-		// which it finds in req.Context(); otelhttp wraps it, so it sees
-		// the client span otelhttp started (either span would do: both
-		// are in the same trace).
-		var rt http.RoundTripper = s.base
-		if crossService {
-			rt = deduphttp.NewTransport(rt, r.dedup)
+	if downstream != nil {
+		var err error
+		if downstream.protocol == protocolGRPC {
+			err = s.dialGRPC(downstream, crossService)
+		} else {
+			s.dialHTTP(downstream, crossService)
 		}
-		s.outbound = &http.Client{
-			Transport: otelhttp.NewTransport(rt,
-				otelhttp.WithTracerProvider(s.tp), otelhttp.WithPropagators(propagator)),
-			Timeout: requestTimeout,
+		if err != nil {
+			close(s.served)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-
-	mux := http.NewServeMux()
-	switch name {
-	case payment:
-		mux.HandleFunc("POST /charge", s.charge)
-	case order:
-		mux.HandleFunc("POST /orders", s.placeOrder)
-	case gateway:
-		mux.HandleFunc("POST /checkout", s.checkout)
-	}
-	// Server side, outside in: otelhttp first, so that the span it starts
-	// (continuing the caller's trace from traceparent) is in the context
-	// that dedup's Handler and the handlers see; then dedup's Handler,
-	// which sets Tracedup-Reported when the response header is written;
-	// then a hub per request, so captures find the service's client.
-	h := withHub(mux, r.client)
-	if crossService && !d.topo.noAck[name] {
-		h = deduphttp.NewHandler(h, r.dedup)
-	}
-	h = otelhttp.NewHandler(h, name, otelhttp.WithTracerProvider(s.tp), otelhttp.WithPropagators(propagator))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		close(s.served)
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	s.url = "http://" + ln.Addr().String()
+	s.addr = ln.Addr().String()
+	if s.protocol == protocolGRPC {
+		s.serveGRPC(ln, acknowledges)
+	} else {
+		s.serveHTTP(ln, acknowledges)
+	}
+	return s, nil
+}
+
+// dialHTTP makes s call downstream over HTTP.
+func (s *service) dialHTTP(downstream *service, crossService bool) {
+	s.base = http.DefaultTransport.(*http.Transport).Clone()
+	s.base.MaxIdleConnsPerHost = 64
+	// Client side, inside out: the RoundTripper reads the downstream's
+	// Tracedup-Reported header and records it for the request's trace,
+	// which it finds in req.Context(); otelhttp wraps it, so it sees the
+	// client span otelhttp started (either span would do: both are in the
+	// same trace).
+	var rt http.RoundTripper = s.base
+	if crossService {
+		rt = deduphttp.NewTransport(rt, s.reporter.dedup)
+	}
+	client := &http.Client{
+		Transport: otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(s.tp), otelhttp.WithPropagators(propagator)),
+		Timeout:   requestTimeout,
+	}
+	url := "http://" + downstream.addr + httpPath[downstream.name]
+	s.call = func(ctx context.Context, c checkout) (int, error) {
+		return postJSON(ctx, client, url, c)
+	}
+}
+
+// serveHTTP serves s's handler over HTTP on ln.
+func (s *service) serveHTTP(ln net.Listener, acknowledges bool) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+httpPath[s.name], func(w http.ResponseWriter, r *http.Request) {
+		var c checkout
+		if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.handle(r.Context(), c); err != nil {
+			http.Error(w, err.Error(), httpStatus(err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(reply{Status: answer[s.name]})
+	})
+	// Server side, outside in: otelhttp first, so that the span it starts
+	// (continuing the caller's trace from traceparent) is in the context
+	// that dedup's Handler and the handlers see; then dedup's Handler,
+	// which sets Tracedup-Reported when the response header is written;
+	// then a hub per request, so captures find the service's client.
+	h := withHub(mux, s.reporter.client)
+	if acknowledges {
+		h = deduphttp.NewHandler(h, s.reporter.dedup)
+	}
+	h = otelhttp.NewHandler(h, s.name, otelhttp.WithTracerProvider(s.tp), otelhttp.WithPropagators(propagator))
 	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: requestTimeout}
 	go func() {
 		defer close(s.served)
 		_ = s.srv.Serve(ln) // http.ErrServerClosed after Shutdown
 	}()
-	return s, nil
+}
+
+// httpPath is where each service serves over HTTP.
+var httpPath = map[string]string{payment: "/charge", order: "/orders", gateway: "/checkout"}
+
+// answer is each service's reply to a request that succeeded.
+var answer = map[string]string{payment: "paid", order: "placed", gateway: "ok"}
+
+// reply is what a service answers to a request that succeeded.
+type reply struct {
+	Status string `json:"status"`
+}
+
+// httpStatus is the status a service answers a failed request with: 402 for
+// a declined card, 502 for a failed call to its downstream.
+func httpStatus(err error) int {
+	var declined *PaymentDeclined
+	if errors.As(err, &declined) {
+		return http.StatusPaymentRequired
+	}
+	return http.StatusBadGateway
 }
 
 // withHub gives each request a hub of its own on the service's client, as
@@ -329,83 +391,50 @@ func withHub(next http.Handler, client *sentry.Client) http.Handler {
 	})
 }
 
-// charge is payment's handler: it declines the declined test card.
-func (s *service) charge(w http.ResponseWriter, r *http.Request) {
-	var c checkout
-	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if c.Card == cardDeclined {
-		err := &PaymentDeclined{Order: c.Order, Last4: c.Card[len(c.Card)-4:]}
-		// Capture before writing the response: the event reaches the
-		// Transport now, so the Handler can acknowledge it in the header.
-		sentryotel.CaptureException(r.Context(), err)
-		http.Error(w, err.Error(), http.StatusPaymentRequired)
-		return
-	}
-	writeJSON(w, map[string]string{"status": "paid"})
-}
-
-// placeOrder is order's handler: it charges the card through payment.
-func (s *service) placeOrder(w http.ResponseWriter, r *http.Request) {
-	c, status, err := s.forward(r, "/charge")
-	if err == nil && status/100 != 2 {
-		err = &ServiceCallFailed{Order: c.Order, Service: payment, Status: status}
-	} else if err != nil {
-		err = &ServiceCallFailed{Order: c.Order, Service: payment, Err: err}
+// handle is the service's handler, whatever the protocol: payment declines
+// the declined test card; order charges the card through payment; the
+// gateway places the order through order. Each captures its error before it
+// returns it: the event reaches the Transport then, while the request is
+// still being served, so the server can acknowledge it in its answer.
+func (s *service) handle(ctx context.Context, c checkout) error {
+	var err error
+	switch s.name {
+	case payment:
+		if c.Card == cardDeclined {
+			err = &PaymentDeclined{Order: c.Order, Last4: c.Card[len(c.Card)-4:]}
+		}
+	case order:
+		if status, callErr := s.call(ctx, c); callErr != nil || status/100 != 2 {
+			err = &ServiceCallFailed{Order: c.Order, Service: payment, Status: status, Err: callErr}
+		}
+	case gateway:
+		if status, callErr := s.call(ctx, c); callErr != nil || status/100 != 2 {
+			err = &DownstreamError{Order: c.Order, Service: order, Status: status, Err: callErr}
+		}
 	}
 	if err != nil {
-		sentryotel.CaptureException(r.Context(), err)
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
+		sentryotel.CaptureException(ctx, err)
 	}
-	writeJSON(w, map[string]string{"status": "placed"})
+	return err
 }
 
-// checkout is the gateway's handler: it places the order through order.
-func (s *service) checkout(w http.ResponseWriter, r *http.Request) {
-	c, status, err := s.forward(r, "/orders")
-	if err == nil && status/100 != 2 {
-		err = &DownstreamError{Order: c.Order, Service: order, Status: status}
-	} else if err != nil {
-		err = &DownstreamError{Order: c.Order, Service: order, Err: err}
-	}
-	if err != nil {
-		sentryotel.CaptureException(r.Context(), err)
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	writeJSON(w, map[string]string{"status": "ok"})
-}
-
-// forward posts the request's checkout to path on the downstream service,
-// with the request's context so that the trace continues there, and returns
-// the checkout and the status of the answer.
-func (s *service) forward(r *http.Request, path string) (checkout, int, error) {
-	var c checkout
-	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
-		return c, 0, err
-	}
+// postJSON posts c to url with ctx, so that the trace continues there, and
+// returns the status of the answer.
+func postJSON(ctx context.Context, client *http.Client, url string, c checkout) (int, error) {
 	body, _ := json.Marshal(c) // a struct of an int and a string: cannot fail
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, s.downstream+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return c, 0, err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.outbound.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return c, 0, err
+		return 0, err
 	}
 	// Read the body to the end so the connection is reused.
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	return c, resp.StatusCode, nil
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+	return resp.StatusCode, nil
 }
 
 // flush sends every event the clients hold: dedup ends its windows early and
@@ -433,9 +462,15 @@ func (d *deployment) shutdown(ctx context.Context) {
 		if s.srv != nil {
 			_ = s.srv.Shutdown(ctx)
 		}
+		if s.grpcSrv != nil {
+			s.grpcSrv.GracefulStop()
+		}
 		<-s.served
 		if s.base != nil {
 			s.base.CloseIdleConnections()
+		}
+		if s.conn != nil {
+			_ = s.conn.Close()
 		}
 		_ = s.tp.Shutdown(ctx)
 	}
@@ -444,9 +479,4 @@ func (d *deployment) shutdown(ctx context.Context) {
 		r.client.Close() // closes the dedup transport, then the HTTP one
 	}
 	d.sentryNet.CloseIdleConnections()
-}
-
-// gatewayURL is where the load goes.
-func (d *deployment) gatewayURL() string {
-	return d.services[len(d.services)-1].url + "/checkout"
 }
