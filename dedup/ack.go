@@ -39,7 +39,7 @@ type ackShard struct {
 type call struct {
 	operation string
 	caller    trace.SpanID // the span the call was made from
-	reported  string // the event id the callee acknowledged, "" if none
+	reported  string       // the event id the callee acknowledged, "" if none
 	// spans are the call's span and the spans enclosing it, nearest first.
 	spans []trace.SpanID
 }
