@@ -65,6 +65,7 @@ type Incoming struct {
 	reported atomic.Pointer[string]
 	next     *Incoming // the trace's next live call, guarded by the shard
 	shard    *ackShard
+	t        *Transport // told when the trace's last live call ends
 }
 
 // Incoming starts tracking a call this service serves, whose span is in ctx
@@ -75,7 +76,7 @@ func (t *Transport) Incoming(ctx context.Context) *Incoming {
 	if !sc.IsValid() {
 		return nil
 	}
-	in := &Incoming{traceID: sc.TraceID(), spanID: sc.SpanID()}
+	in := &Incoming{traceID: sc.TraceID(), spanID: sc.SpanID(), t: t}
 	in.shard = t.acks.shard(in.traceID)
 	in.shard.mu.Lock()
 	in.next = in.shard.live[in.traceID]
@@ -98,11 +99,24 @@ func (in *Incoming) Reported() string {
 	return ""
 }
 
-// End stops tracking the call. It is safe to call more than once.
+// End stops tracking the call. When no other call of its trace is being
+// served in this process, the in-process cascade of the trace is complete:
+// the Transport then decides the trace a grace later (WithRequestGrace)
+// rather than when its window ends. It is safe to call more than once.
 func (in *Incoming) End() {
 	if in == nil {
 		return
 	}
+	if in.unlink() && in.t != nil {
+		var id [32]byte
+		hex.Encode(id[:], in.traceID[:])
+		in.t.requestEnded(id[:])
+	}
+}
+
+// unlink removes in from the live calls and reports whether it was the last
+// one of its trace.
+func (in *Incoming) unlink() (last bool) {
 	s := in.shard
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,17 +124,18 @@ func (in *Incoming) End() {
 	if head == in {
 		if in.next == nil {
 			delete(s.live, in.traceID)
-		} else {
-			s.live[in.traceID] = in.next
+			return true
 		}
-		return
+		s.live[in.traceID] = in.next
+		return false
 	}
 	for p := head; p != nil; p = p.next {
 		if p.next == in {
 			p.next = in.next
-			return
+			return false
 		}
 	}
+	return false
 }
 
 // Outgoing records the outcome of a call this service made, in the context
