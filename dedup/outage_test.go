@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/internal/sentrytest"
@@ -331,4 +332,66 @@ func setOtelHandler(f func(error)) func() {
 	prev := otel.GetErrorHandler()
 	otel.SetErrorHandler(handlerFunc(f))
 	return func() { otel.SetErrorHandler(prev) }
+}
+
+// served starts serving a call of traceA on span spanID, as an adapter does.
+func served(t *testing.T, tr *dedup.Transport, spanID string) *dedup.Incoming {
+	t.Helper()
+	tid, err := trace.TraceIDFromHex(traceA)
+	require.NoError(t, err)
+	sid, err := trace.SpanIDFromHex(spanID)
+	require.NoError(t, err)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+	return tr.Incoming(trace.ContextWithSpanContext(context.Background(), sc))
+}
+
+// The end of the last call of a trace served here decides it a grace
+// later, not when its window ends.
+func TestRequestEndDecides(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner := sentrytest.NewTransport()
+		tr := dedup.NewTransport(inner)
+		defer tr.Close()
+		outer := served(t, tr, "00000000000000a1")
+		nested := served(t, tr, "00000000000000b2") // a second call of the trace, in flight
+		ev := cascade(traceA)
+		tr.SendEvent(ev[0])
+		tr.SendEvent(ev[1])
+		nested.End()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.Empty(t, inner.Events(), "a call of the trace is still served")
+
+		tr.SendEvent(ev[2])
+		start := time.Now()
+		outer.End()
+		outer.End() // twice is harmless
+		time.Sleep(dedup.DefaultRequestGrace - time.Nanosecond)
+		synctest.Wait()
+		assert.Empty(t, inner.Events(), "held for the grace")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		require.Len(t, inner.Events(), 1)
+		assert.Equal(t, dedup.DefaultRequestGrace, time.Since(start))
+		assert.Equal(t, "2", inner.Events()[0].Tags[dedup.TagSuppressed], "one report of the cascade")
+		s := tr.Stats()
+		assertInvariant(t, s)
+		assert.Equal(t, uint64(1), s.RequestEnded)
+	})
+}
+
+// Errors outside any served call keep the whole window.
+func TestNoRequestKeepsTheWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner := sentrytest.NewTransport()
+		tr := dedup.NewTransport(inner)
+		defer tr.Close()
+		tr.SendEvent(cascade(traceA)[0])
+		time.Sleep(dedup.DefaultWindow - time.Nanosecond)
+		synctest.Wait()
+		assert.Empty(t, inner.Events())
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		assert.Len(t, inner.Events(), 1)
+	})
 }

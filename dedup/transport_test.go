@@ -469,16 +469,6 @@ func TestBurstNeverOverflowsInner(t *testing.T) {
 	})
 }
 
-func TestHTTPTransportBurstFitsItsQueue(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := sentry.NewHTTPTransport()
-		h.BufferSize = 10
-		tr := dedup.NewTransport(h)
-		defer tr.Close()
-		assert.Contains(t, tr.String(), "strategy: Deepest")
-	})
-}
-
 // TestConservationUnderConcurrency checks the invariant at every read while
 // events, flushes and Close race, and that nothing is lost in the end.
 func TestConservationUnderConcurrency(t *testing.T) {
