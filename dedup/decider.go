@@ -3,6 +3,7 @@ package dedup
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tracedup/tracedup/rootcause"
 )
@@ -17,6 +18,9 @@ type decider struct {
 	windows []dueWindow
 	lates   []lateEvent
 	stopped bool // Close gave up: what comes is abandoned
+	// backlog is len(windows) + len(lates), for SendEvent to read without
+	// the lock.
+	backlog atomic.Int64
 
 	wake chan struct{}
 	quit chan struct{}
@@ -53,6 +57,7 @@ func (d *decider) window(s *shard, w *window) bool {
 		return false
 	}
 	d.windows = append(d.windows, dueWindow{s, w})
+	d.backlog.Add(1)
 	d.t.work.add(1)
 	d.mu.Unlock()
 	d.signal()
@@ -68,6 +73,7 @@ func (d *decider) late(s *shard, e rootcause.Error) bool {
 		return false
 	}
 	d.lates = append(d.lates, lateEvent{s, e})
+	d.backlog.Add(1)
 	d.t.work.add(1)
 	d.mu.Unlock()
 	d.signal()
@@ -103,6 +109,7 @@ func (d *decider) step() bool {
 		w := d.windows[0]
 		d.windows[0] = dueWindow{}
 		d.windows = d.windows[1:]
+		d.backlog.Add(-1)
 		d.mu.Unlock()
 		if d.t.take(w.s, w.w) {
 			d.t.decide(w.s, w.w)
@@ -111,6 +118,7 @@ func (d *decider) step() bool {
 		l := d.lates[0]
 		d.lates[0] = lateEvent{}
 		d.lates = d.lates[1:]
+		d.backlog.Add(-1)
 		d.mu.Unlock()
 		d.t.judgeLate(l.s, l.e)
 	default:
@@ -130,6 +138,7 @@ func (d *decider) abandon() {
 	d.stopped = true
 	windows, lates := d.windows, d.lates
 	d.windows, d.lates = nil, nil
+	d.backlog.Store(0)
 	d.mu.Unlock()
 	for _, w := range windows {
 		if d.t.take(w.s, w.w) {

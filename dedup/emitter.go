@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/getsentry/sentry-go"
@@ -77,6 +78,8 @@ type emitter struct {
 	mu      sync.Mutex
 	queue   []emission
 	stopped bool // Close gave up: what comes is abandoned
+	// backlog is len(queue), for SendEvent to read without the lock.
+	backlog atomic.Int64
 
 	wake chan struct{}
 	quit chan struct{}
@@ -118,6 +121,7 @@ func (e *emitter) push(s *shard, events ...*sentry.Event) {
 		e.queue = append(e.queue, emission{ev, s})
 	}
 	stopped := e.stopped
+	e.backlog.Store(int64(len(e.queue)))
 	e.work.add(n)
 	e.mu.Unlock()
 	if dropped := uint64(len(events) - n); dropped > 0 {
@@ -154,6 +158,7 @@ func (e *emitter) run() {
 			em := e.queue[0]
 			e.queue[0] = emission{}
 			e.queue = e.queue[1:]
+			e.backlog.Store(int64(len(e.queue)))
 			e.mu.Unlock()
 
 			if err := safely("SendEvent", func() { e.next.SendEvent(em.event) }); err != nil {
@@ -183,6 +188,7 @@ func (e *emitter) abandon() {
 	e.stopped = true
 	queue := e.queue
 	e.queue = nil
+	e.backlog.Store(0)
 	e.mu.Unlock()
 	for _, em := range queue {
 		em.from.drop(1, &counts{abandoned: 1})

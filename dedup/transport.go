@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -209,6 +210,18 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	if pass {
 		t.emit.push(s, event)
 	}
+	t.yieldIfBehind()
+}
+
+// yieldIfBehind lets the Transport's goroutines run when their queues are
+// half full: in a storm that keeps every processor busy, the scheduler would
+// otherwise leave them waiting for a time slice while the queues overflow.
+// It never blocks: runtime.Gosched only yields the processor.
+func (t *Transport) yieldIfBehind() {
+	half := int64(t.cfg.maxQueue / 2)
+	if t.emit.backlog.Load() > half || t.decider.backlog.Load() > half {
+		runtime.Gosched()
+	}
 }
 
 // admit holds e in its trace's window, or queues it to be judged as late,
@@ -307,6 +320,7 @@ func (t *Transport) passThrough(s *shard, event *sentry.Event, extra *counts) {
 	s.n.add(extra)
 	s.mu.Unlock()
 	t.emit.push(s, event)
+	t.yieldIfBehind()
 }
 
 // cascade suppresses, or with WithSendCascades sends tagged, an event that a
