@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -127,6 +128,9 @@ func (d *decider) step() bool {
 		return false
 	}
 	d.t.work.add(-1)
+	if d.t.emit.backlog.Load() > int64(d.t.cfg.maxQueue/2) {
+		runtime.Gosched() // let the emitter catch up before deciding more
+	}
 	return true
 }
 

@@ -76,6 +76,7 @@ type emitter struct {
 	work  *work
 
 	mu      sync.Mutex
+	room    *sync.Cond // signalled when the queue shrinks or stops
 	queue   []emission
 	stopped bool // Close gave up: what comes is abandoned
 	// backlog is len(queue), for SendEvent to read without the lock.
@@ -101,18 +102,39 @@ func newEmitter(next sentry.Transport, burst, max int, w *work) *emitter {
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	e.room = sync.NewCond(&e.mu)
 	go e.run()
 	return e
 }
 
 // push queues events of s, each counted pending in s, and drops those past
-// the queue's bound, or every one once Close gave up.
+// the queue's bound, or every one once Close gave up. It never waits.
 func (e *emitter) push(s *shard, events ...*sentry.Event) {
+	e.mu.Lock()
+	e.pushLocked(s, events, e.max)
+}
+
+// pushWait queues events of s as push does, but first waits for room in the
+// queue, so that the decider, which calls it, slows down to the inner
+// transport's pace instead of dropping reports: windows due for a decision
+// then wait in their shards, within the budget of held events. A decision
+// larger than the queue is queued whole once the queue is empty.
+func (e *emitter) pushWait(s *shard, events ...*sentry.Event) {
+	e.mu.Lock()
+	for !e.stopped && len(e.queue) > 0 && len(e.queue)+len(events) > e.max {
+		e.room.Wait()
+	}
+	e.pushLocked(s, events, max(e.max, len(events)))
+}
+
+// pushLocked is push's body, for a queue of at most limit events; it
+// releases e.mu.
+func (e *emitter) pushLocked(s *shard, events []*sentry.Event, limit int) {
 	if len(events) == 0 {
+		e.mu.Unlock()
 		return
 	}
-	e.mu.Lock()
-	room := e.max - len(e.queue)
+	room := limit - len(e.queue)
 	if e.stopped {
 		room = 0
 	}
@@ -159,6 +181,7 @@ func (e *emitter) run() {
 			e.queue[0] = emission{}
 			e.queue = e.queue[1:]
 			e.backlog.Store(int64(len(e.queue)))
+			e.room.Signal() // the decider is the one goroutine that waits
 			e.mu.Unlock()
 
 			if err := safely("SendEvent", func() { e.next.SendEvent(em.event) }); err != nil {
@@ -189,6 +212,7 @@ func (e *emitter) abandon() {
 	queue := e.queue
 	e.queue = nil
 	e.backlog.Store(0)
+	e.room.Broadcast()
 	e.mu.Unlock()
 	for _, em := range queue {
 		em.from.drop(1, &counts{abandoned: 1})

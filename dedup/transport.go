@@ -400,7 +400,7 @@ func (t *Transport) decide(s *shard, w *window) {
 		s.n.strategyFailures++
 		s.decided.put(w.traceID, time.Now(), decision{failed: true})
 		s.mu.Unlock()
-		t.emit.push(s, events...)
+		t.emit.pushWait(s, events...)
 		return
 	}
 	send := make([]*sentry.Event, 0, len(incidents))
@@ -426,7 +426,7 @@ func (t *Transport) decide(s *shard, w *window) {
 	s.n.suppressed += suppressed
 	s.decided.put(w.traceID, time.Now(), d)
 	s.mu.Unlock()
-	t.emit.push(s, send...)
+	t.emit.pushWait(s, send...)
 }
 
 // judgeLate suppresses a late event that joins the incident of an event its
@@ -448,7 +448,7 @@ func (t *Transport) judgeLate(s *shard, e rootcause.Error) {
 	s.mu.Lock()
 	t.rememberLate(s, e, true)
 	s.mu.Unlock()
-	t.emit.push(s, e.Event)
+	t.emit.pushWait(s, e.Event)
 }
 
 // explainedBySent reports whether the strategy puts e in an incident whose

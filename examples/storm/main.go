@@ -17,10 +17,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,7 @@ import (
 
 func main() {
 	scale := flag.Float64("scale", 1, "multiply every storm's size by this")
+	only := flag.String("only", "", "run only the storms whose name contains this")
 	flag.Parse()
 	tpl := captured()
 	fmt.Printf("event size: %d bytes (a real capture: %d exceptions, %d frames)\n",
@@ -41,10 +44,19 @@ func main() {
 	fmt.Printf("budget: %d held events (×2 when due), queues of %d\n\n", dedup.DefaultMaxHeldEvents, dedup.DefaultMaxQueueSize)
 
 	n := func(v int) int { return max(1, int(float64(v)**scale)) }
-	storm("1M events over 1M traces", tpl, n(1_000_000), func(i int) (int, int) { return i, 0 })
-	storm("100k events in one trace", tpl, n(100_000), func(i int) (int, int) { return 0, i })
-	storm("30k traces × 3 events", tpl, 3*n(30_000), func(i int) (int, int) { return i / 3, i % 3 })
-	requests(tpl, n(3000))
+	run := func(name string) bool { return strings.Contains(name, *only) }
+	if name := "1M events over 1M traces"; run(name) {
+		storm(name, tpl, n(1_000_000), func(i int) (int, int) { return i, 0 })
+	}
+	if name := "100k events in one trace"; run(name) {
+		storm(name, tpl, n(100_000), func(i int) (int, int) { return 0, i })
+	}
+	if name := "30k traces × 3 events"; run(name) {
+		storm(name, tpl, 3*n(30_000), func(i int) (int, int) { return i / 3, i % 3 })
+	}
+	if run("requests") {
+		requests(tpl, n(3000))
+	}
 }
 
 // captured returns an event as a real sentry-go client captures it: a chain
@@ -97,9 +109,11 @@ func clone(tpl *sentry.Event, traceID, spanID, parentID, service, typ string) *s
 	ev.Contexts = map[string]sentry.Context{"trace": tc}
 	for k, v := range tpl.Contexts {
 		if k != "trace" {
-			ev.Contexts[k] = v
+			ev.Contexts[k] = maps.Clone(v)
 		}
 	}
+	ev.Modules = maps.Clone(tpl.Modules)
+
 	ev.Exception = slices.Clone(tpl.Exception)
 	for i := range ev.Exception {
 		if ev.Exception[i].Stacktrace == nil {
