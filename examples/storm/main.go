@@ -87,11 +87,11 @@ func captured() *sentry.Event {
 
 type recorder struct{ last *sentry.Event }
 
-func (r *recorder) Flush(time.Duration) bool             { return true }
+func (r *recorder) Flush(time.Duration) bool              { return true }
 func (r *recorder) FlushWithContext(context.Context) bool { return true }
-func (r *recorder) Configure(sentry.ClientOptions)       {}
-func (r *recorder) SendEvent(e *sentry.Event)            { r.last = e }
-func (r *recorder) Close()                               {}
+func (r *recorder) Configure(sentry.ClientOptions)        {}
+func (r *recorder) SendEvent(e *sentry.Event)             { r.last = e }
+func (r *recorder) Close()                                {}
 
 // clone copies tpl as deep as a capture would have built it: the event, its
 // maps and its exceptions with their frames.
@@ -154,10 +154,10 @@ type counter struct {
 	seen map[string]time.Time // event id -> when it was handed over
 }
 
-func (c *counter) Flush(time.Duration) bool             { return true }
+func (c *counter) Flush(time.Duration) bool              { return true }
 func (c *counter) FlushWithContext(context.Context) bool { return true }
-func (c *counter) Configure(sentry.ClientOptions)       {}
-func (c *counter) Close()                               {}
+func (c *counter) Configure(sentry.ClientOptions)        {}
+func (c *counter) Close()                                {}
 func (c *counter) SendEvent(e *sentry.Event) {
 	c.n.Add(1)
 	if c.seen != nil {
