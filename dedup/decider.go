@@ -52,28 +52,32 @@ func newDecider(t *Transport) *decider {
 // window queues w, whose events stay held in s until it is taken, and
 // reports false when Close gave up on the decisions. s.mu is held.
 func (d *decider) window(s *shard, w *window) bool {
-	d.mu.Lock()
-	if d.stopped {
-		d.mu.Unlock()
-		return false
-	}
-	d.windows = append(d.windows, dueWindow{s, w})
-	d.backlog.Add(1)
-	d.t.work.add(1)
-	d.mu.Unlock()
-	d.signal()
-	return true
+	return d.enqueue(func() bool {
+		d.windows = append(d.windows, dueWindow{s, w})
+		return true
+	})
 }
 
 // late queues a late event of s to be judged, unless the queue is full.
 // s.mu is held.
 func (d *decider) late(s *shard, e rootcause.Error) bool {
+	return d.enqueue(func() bool {
+		if len(d.lates) >= d.t.cfg.maxQueue {
+			return false
+		}
+		d.lates = append(d.lates, lateEvent{s, e})
+		return true
+	})
+}
+
+// enqueue runs add under d.mu unless Close gave up, and counts and signals
+// what it added.
+func (d *decider) enqueue(add func() bool) bool {
 	d.mu.Lock()
-	if d.stopped || len(d.lates) >= d.t.cfg.maxQueue {
+	if d.stopped || !add() {
 		d.mu.Unlock()
 		return false
 	}
-	d.lates = append(d.lates, lateEvent{s, e})
 	d.backlog.Add(1)
 	d.t.work.add(1)
 	d.mu.Unlock()

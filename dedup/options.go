@@ -115,15 +115,21 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
+// positive returns an Option that sets the field of config that field
+// points to to v, unless v is zero or negative.
+func positive[T int | time.Duration](v T, field func(*config) *T) Option {
+	return optionFunc(func(c *config) {
+		if v > 0 {
+			*field(c) = v
+		}
+	})
+}
+
 // WithWindow sets how long a trace's events are held, from its first event,
 // at most: a trace is decided sooner when the last call of it that this
 // process serves ends (see [WithRequestGrace]) or when a bound is reached.
 func WithWindow(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.window = d
-		}
-	})
+	return positive(d, func(c *config) *time.Duration { return &c.window })
 }
 
 // WithStrategy sets the strategy that picks a trace's root cause. A nil
@@ -146,11 +152,7 @@ func WithStrategy(s rootcause.Strategy) Option {
 // and the decisions do not keep up (a slow strategy) does an event pass
 // through undecided, counted in Stats.Overflow.
 func WithMaxHeldEvents(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxHeld = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxHeld })
 }
 
 // WithMaxTraces bounds the traces held at once. It is shared by the 64
@@ -158,11 +160,7 @@ func WithMaxHeldEvents(n int) Option {
 // at most 64·ceil(n/64) in all, exactly, whatever the concurrency. A shard
 // at its share decides its oldest trace early to open a new one.
 func WithMaxTraces(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxTraces = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxTraces })
 }
 
 // WithMaxEventsPerTrace sets the number of events at which a trace is
@@ -170,11 +168,7 @@ func WithMaxTraces(n int) Option {
 // join it, within its shard's share of WithMaxHeldEvents; those after are
 // judged as late events.
 func WithMaxEventsPerTrace(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxEventsPerTrace = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxEventsPerTrace })
 }
 
 // WithMaxQueueSize bounds each of the Transport's two queues: events waiting
@@ -183,22 +177,14 @@ func WithMaxEventsPerTrace(n int) Option {
 // events waiting to be judged (past it they are sent undecided, counted in
 // Stats.Overflow).
 func WithMaxQueueSize(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxQueue = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxQueue })
 }
 
 // WithCloseTimeout bounds how long Close waits for pending events to be
 // decided and handed to the inner transport. What is not handed over by
 // then is counted in Stats.Abandoned.
 func WithCloseTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.closeTimeout = d
-		}
-	})
+	return positive(d, func(c *config) *time.Duration { return &c.closeTimeout })
 }
 
 // WithRequestGrace sets how long a trace's window stays open after the last
@@ -208,11 +194,7 @@ func WithCloseTimeout(d time.Duration) Option {
 // trace is decided a grace later rather than when its window ends. Errors
 // captured outside any served call keep the whole window.
 func WithRequestGrace(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.grace = d
-		}
-	})
+	return positive(d, func(c *config) *time.Duration { return &c.grace })
 }
 
 // WithMemory sets how long, and for how many traces at most, a trace's
@@ -233,21 +215,13 @@ func WithMemory(d time.Duration, maxTraces int) Option {
 // it is flushed, so that it has sent them before more arrive. For a
 // *sentry.HTTPTransport the burst is at most half its BufferSize.
 func WithMaxBurst(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxBurst = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxBurst })
 }
 
 // WithMaxListed bounds the suppressed events listed in the emitted event's
 // "dedup" context.
 func WithMaxListed(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxListed = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxListed })
 }
 
 // WithMeterProvider sets the provider of the Transport's metrics. A nil
