@@ -86,7 +86,8 @@
 //     at most 16 summaries, for [DefaultMemory]).
 //
 // With the defaults and 13 KB events the Transport holds at most about
-// 105 MB of held events, 13 MB in each queue and 65 MB of decisions: under
+// 105 MB of held events, 13 MB in each queue and an estimated 65 MB of
+// remembered decisions: under
 // 200 MB. Events that are larger (big breadcrumbs, attachments in extra)
 // scale the event part of that.
 //

@@ -52,7 +52,7 @@ const (
 	DefaultMemory = 5 * time.Minute
 	// DefaultMaxRemembered bounds the decisions remembered. Each keeps at
 	// most 16 errors' summaries, without their events: a few hundred bytes
-	// each, at most about 65 MB for 10,000 traces.
+	// each, an estimated 65 MB at most for 10,000 traces (not measured).
 	DefaultMaxRemembered = 10_000
 	// DefaultMaxBurst is how many events are handed to the inner transport
 	// before it is flushed. sentry-go's HTTPTransport queues 1000 events and
