@@ -87,9 +87,8 @@
 //
 // With the defaults and 13 KB events the Transport holds at most about
 // 105 MB of held events, 13 MB in each queue and an estimated 65 MB of
-// remembered decisions: under
-// 200 MB. Events that are larger (big breadcrumbs, attachments in extra)
-// scale the event part of that.
+// remembered decisions: under 200 MB. Events that are larger (big
+// breadcrumbs, attachments in extra) scale the event part of that.
 //
 // # Nothing lost silently
 //
