@@ -66,6 +66,7 @@ type Incoming struct {
 	reported atomic.Pointer[string]
 	next     *Incoming // the trace's next live call, guarded by the shard
 	shard    *ackShard
+	t        *Transport // told when the trace's last live call ends
 }
 
 // Incoming starts tracking a call this service serves, whose span is in ctx
@@ -76,7 +77,7 @@ func (t *Transport) Incoming(ctx context.Context) *Incoming {
 	if !sc.IsValid() {
 		return nil
 	}
-	in := &Incoming{traceID: sc.TraceID(), spanID: sc.SpanID()}
+	in := &Incoming{traceID: sc.TraceID(), spanID: sc.SpanID(), t: t}
 	in.shard = t.acks.shard(in.traceID)
 	in.shard.mu.Lock()
 	in.next = in.shard.live[in.traceID]
@@ -99,43 +100,52 @@ func (in *Incoming) Reported() string {
 	return ""
 }
 
-// End stops tracking the call, and forgets the calls made while serving it:
+// End stops tracking the call and forgets the calls made while serving it:
 // an error captured after its request is over (by a background goroutine of
-// the handler, say) does not follow from them. It is safe to call more than
-// once.
+// the handler, say) does not follow from them. When no other call of its
+// trace is being served in this process, the in-process cascade of the trace
+// is complete: the Transport then decides the trace a grace later
+// (WithRequestGrace) rather than when its window ends. It is safe to call
+// more than once.
 func (in *Incoming) End() {
 	if in == nil {
 		return
 	}
+	if in.unlink() && in.t != nil {
+		var id [32]byte
+		hex.Encode(id[:], in.traceID[:])
+		in.t.requestEnded(id[:])
+	}
+}
+
+// unlink removes in from the live calls, forgets the calls made while
+// serving it, and reports whether it was the last live call of its trace.
+func (in *Incoming) unlink() (last bool) {
 	s := in.shard
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	in.unlink(s)
 	if calls, ok := s.calls.get(in.traceID, time.Now()); ok {
 		made := func(c call) bool { return slices.Contains(c.spans, in.spanID) }
 		if slices.ContainsFunc(calls, made) {
 			s.calls.put(in.traceID, time.Now(), slices.DeleteFunc(slices.Clone(calls), made))
 		}
 	}
-}
-
-// unlink removes in from the live calls of its trace. s.mu is held.
-func (in *Incoming) unlink(s *ackShard) {
 	head := s.live[in.traceID]
 	if head == in {
 		if in.next == nil {
 			delete(s.live, in.traceID)
-		} else {
-			s.live[in.traceID] = in.next
+			return true
 		}
-		return
+		s.live[in.traceID] = in.next
+		return false
 	}
 	for p := head; p != nil; p = p.next {
 		if p.next == in {
 			p.next = in.next
-			return
+			return false
 		}
 	}
+	return false
 }
 
 // Outgoing records the outcome of a call this service made, in the context

@@ -37,6 +37,7 @@ func heldTransport(b *testing.B, n int) (*dedup.Transport, []*sentry.Event) {
 		dedup.WithWindow(time.Hour),
 		dedup.WithMaxTraces(1<<30),
 		dedup.WithMaxEventsPerTrace(1<<30),
+		dedup.WithMaxHeldEvents(1<<30),
 		dedup.WithStrategy(rootcause.Earliest()),
 	)
 	for _, ev := range events {

@@ -33,32 +33,89 @@
 //
 // # Windows
 //
-// A trace's window opens at its first error and lasts [DefaultWindow] unless
-// [WithWindow] says otherwise, like Alertmanager's group_wait: there is no
-// global tick, so a cascade is never split between two flushes. When the
-// window ends the trace's errors are split into incidents and the strategy
+// A trace's window opens at its first error. It ends, and the trace is
+// decided, at the first of:
+//   - the end of the last call of the trace that this process serves, plus a
+//     short grace ([WithRequestGrace], [DefaultRequestGrace]): an adapter
+//     (deduphttp, dedupgrpc) calls [Incoming.End] when its handler returns,
+//     and the in-process cascade of the call is then complete. A report
+//     follows its request's end by the grace and the time to decide it;
+//   - the window ([WithWindow], [DefaultWindow]), the upper bound, for errors
+//     captured outside any served call. Like Alertmanager's group_wait there
+//     is no global tick, so a cascade is never split between two flushes;
+//   - a bound (below), which decides the oldest trace early.
+//
+// The trace's errors are then split into incidents and the strategy
 // ([WithStrategy]) names the root cause of each ([rootcause.Incidents]). Each
 // root cause is sent as it was captured (exception, stack trace, tags) with
 // the tag dedup.suppressed and the context "dedup" listing the events it
-// stands for; the others are suppressed.
+// stands for; the others are suppressed. Strategies run on a goroutine of the
+// Transport's own, never on the caller's.
 //
 // # Late events
 //
-// The decision for a trace is remembered for a while ([WithMemory]). An error
-// of a decided trace that arrives later is judged against the errors the
-// trace had: if it joins the incident of an event that was sent it is
-// suppressed (counted in Stats.Late and Stats.LateSuppressed); otherwise it
-// is sent. Past the memory, an error opens a new window.
+// The decision for a trace is remembered for a while ([WithMemory]), as a
+// summary of at most 16 of its errors without their events. An error of a
+// decided trace that arrives later is judged against the errors the trace
+// had: if it joins the incident of an event that was sent it is suppressed
+// (counted in Stats.Late and Stats.LateSuppressed); otherwise it is sent.
+// Past the memory, an error opens a new window.
 //
-// # Nothing lost
+// # What is bounded
 //
-// Past a bound ([WithMaxTraces], [WithMaxEventsPerTrace]) events pass
-// through, and are counted. A strategy that panics or returns a bad index
-// costs nothing: every event of that trace is sent, the failure is counted
-// and handed to otel.Handle. Flush, FlushWithContext and Close send every
-// pending event before flushing or closing the inner transport, so
-// sentry.Flush at shutdown loses nothing. At every instant Stats().Received
-// == Emitted + Suppressed + Pending.
+// Every bound has a default and a documented behaviour past it; nothing
+// grows with the error rate or with how slow Sentry is.
+//   - Events held for a decision, with their bodies: [WithMaxHeldEvents]
+//     ([DefaultMaxHeldEvents], 4,096), shared by 64 shards; each holds at
+//     most ceil(n/64) in open windows and as many in windows due for a
+//     decision: 8,192 events, about 105 MB at the 13 KB a real captured
+//     event holds. A shard past its share decides its oldest trace early
+//     (Stats.DecidedEarly); later events of that trace are judged as late
+//     ones. [WithMaxTraces] and [WithMaxEventsPerTrace] (64) decide early in
+//     the same way. Only when the decisions do not keep up does an error
+//     pass through undecided (Stats.Overflow). An event known to be a
+//     symptom inside an open window keeps its body: the strategy may still
+//     name it the root cause. Once decided, only summaries are kept.
+//   - Events waiting for the inner transport: [WithMaxQueueSize]
+//     ([DefaultMaxQueueSize], 1,000, sentry-go's own queue size). Past it
+//     events are dropped and counted in Stats.QueueFull, as OTel's
+//     BatchSpanProcessor drops spans.
+//   - Late events waiting to be judged: the same bound; past it they are
+//     sent undecided (Stats.Overflow).
+//   - Decisions remembered: [WithMemory] ([DefaultMaxRemembered] traces of
+//     at most 16 summaries, for [DefaultMemory]).
+//
+// With the defaults and 13 KB events the Transport holds at most about
+// 105 MB of held events, 13 MB in each queue and an estimated 65 MB of
+// remembered decisions: under 200 MB. Events that are larger (big
+// breadcrumbs, attachments in extra) scale the event part of that.
+//
+// # Nothing lost silently
+//
+// At every instant Stats().Received == Emitted + Suppressed + Pending +
+// Dropped, and Dropped is the sum of the counters that say why: QueueFull,
+// InnerPanics (the inner transport's SendEvent panicked; the value and the
+// stack go to otel.Handle), Abandoned (Close's deadline passed) and
+// AfterClose (sent after Close, which is not handed to the closed inner
+// transport). A strategy that panics or returns a bad index costs nothing:
+// every event it was asked about is sent, the failure is counted in
+// Stats.StrategyFailures and handed to otel.Handle.
+//
+// # Never hurting the host
+//
+// SendEvent never blocks and never calls the inner transport or the
+// strategy: everything it sends goes through the bounded queue of one
+// goroutine, and every strategy call runs on another. When their queues are
+// half full it yields its processor (runtime.Gosched), so that in a storm
+// that keeps every processor busy they are not starved. A panic in the inner
+// transport is recovered. Flush and FlushWithContext decide every held trace
+// and return once everything pending was handed over and the inner transport
+// flushed, or return false when their deadline passes, even while a strategy
+// or the inner transport is still busy. Close does the same within
+// [WithCloseTimeout] ([DefaultCloseTimeout], 5 s, as sentry-go's Client.Close
+// gives its own buffers) and counts what it could not hand over as
+// Stats.Abandoned; a goroutine stuck in user code ends when that call
+// returns.
 //
 // # Across services
 //
@@ -77,4 +134,13 @@
 // Emitted events are handed to the inner transport by one goroutine that
 // flushes it after every [WithMaxBurst] events, so a burst of decisions never
 // overflows sentry-go's HTTPTransport queue, which drops what does not fit.
+//
+// Wrapping sentry-go's own transport has two costs, in sentry-go v0.46.2.
+// The client injects its client-report recorder only into the transports it
+// knows (*sentry.HTTPTransport, *sentry.HTTPSyncTransport) through unexported
+// fields, so a wrapped HTTPTransport keeps a no-op recorder: what it drops
+// (queue overflow, rate limits, network errors) is not sent to Sentry as
+// client reports. And a client with a custom Transport does not use its
+// telemetry buffer. Nothing here can reach those fields; watch Stats and the
+// metrics (tracedup.dedup.*) instead, which count what the Transport drops.
 package dedup

@@ -49,3 +49,26 @@ func TestBurstThroughHTTPTransport(t *testing.T) {
 	s := tr.Stats()
 	assert.Equal(t, dedup.Stats{Received: 3 * traces, Emitted: traces, Suppressed: 2 * traces}, s)
 }
+
+// TestHTTPTransportBurstFitsItsQueue: wrapping a *sentry.HTTPTransport whose
+// queue is smaller than WithMaxBurst, the burst shrinks to half its queue,
+// so a burst of decisions never overflows it. With the burst left at its
+// default, 100, the queue of 10 drops most of the 60 reports.
+func TestHTTPTransportBurstFitsItsQueue(t *testing.T) {
+	server, err := fakesentry.New()
+	require.NoError(t, err)
+	defer func() { _ = server.Close() }()
+
+	const traces = 60
+	h := sentry.NewHTTPTransport()
+	h.BufferSize = 10
+	tr := dedup.NewTransport(h)
+	tr.Configure(sentry.ClientOptions{Dsn: server.DSN()})
+	defer tr.Close()
+	for i := range traces {
+		tr.SendEvent(cascade(fmt.Sprintf("%032x", i+1))[0])
+	}
+	require.True(t, tr.Flush(30*time.Second))
+	assert.Equal(t, traces, server.Len(), "reports at the endpoint")
+	assert.Equal(t, dedup.Stats{Received: traces, Emitted: traces}, tr.Stats())
+}

@@ -86,16 +86,15 @@ func ExampleTransport_Stats() {
 	for _, ev := range cascade(traceA) {
 		tr.SendEvent(ev)
 	}
-	tr.SendEvent(sentry.NewEvent()) // no trace id: sent at once
+	tr.SendEvent(sentry.NewEvent()) // no trace id: queued for the inner transport
 
 	s := tr.Stats()
-	fmt.Printf("received %d = emitted %d + suppressed %d + pending %d; %d trace held\n",
-		s.Received, s.Emitted, s.Suppressed, s.Pending, s.Traces)
+	fmt.Printf("received %d; %d trace held, %d event passed through\n", s.Received, s.Traces, s.PassedThrough)
 	tr.Flush(time.Second)
 	s = tr.Stats()
-	fmt.Printf("received %d = emitted %d + suppressed %d + pending %d; %d passed through\n",
-		s.Received, s.Emitted, s.Suppressed, s.Pending, s.PassedThrough)
+	fmt.Printf("received %d = emitted %d + suppressed %d + pending %d + dropped %d\n",
+		s.Received, s.Emitted, s.Suppressed, s.Pending, s.Dropped)
 	// Output:
-	// received 4 = emitted 1 + suppressed 0 + pending 3; 1 trace held
-	// received 4 = emitted 2 + suppressed 2 + pending 0; 1 passed through
+	// received 4; 1 trace held, 1 event passed through
+	// received 4 = emitted 2 + suppressed 2 + pending 0 + dropped 0
 }

@@ -18,7 +18,7 @@ type decision struct {
 
 // maxRemembered bounds the errors remembered for one trace. The sent ones
 // are remembered first.
-const maxRemembered = 32
+const maxRemembered = 16
 
 // remember returns d with e added, unless d is full; it never changes the
 // arrays d shares with readers that copied it.

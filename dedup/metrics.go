@@ -29,8 +29,14 @@ func registerMetrics(t *Transport) metric.Registration {
 	received := counter("tracedup.dedup.received", "Events given to the deduplicator.")
 	emitted := counter("tracedup.dedup.emitted", "Events handed to the inner transport.")
 	suppressed := counter("tracedup.dedup.suppressed", "Events suppressed as cascades of another event of their trace.")
-	passed := counter("tracedup.dedup.passed_through", "Events sent at once: no trace id, not an error, or after Close.")
-	overflow := counter("tracedup.dedup.overflow", "Events sent at once because a bound was reached.")
+	passed := counter("tracedup.dedup.passed_through", "Events sent without a window: no trace id, or not an error.")
+	overflow := counter("tracedup.dedup.overflow", "Error events sent undecided for lack of room.")
+	dropped := counter("tracedup.dedup.dropped", "Events that reached neither the inner transport nor a report: the sum of the reasons.")
+	queueFull := counter("tracedup.dedup.dropped.queue_full", "Events dropped because the queue to the inner transport was full.")
+	innerPanics := counter("tracedup.dedup.dropped.inner_panic", "Events whose hand-over panicked in the inner transport.")
+	abandoned := counter("tracedup.dedup.dropped.abandoned", "Events Close could not hand over before its deadline.")
+	afterClose := counter("tracedup.dedup.dropped.after_close", "Events sent after Close.")
+	decidedEarly := counter("tracedup.dedup.decided_early", "Traces decided before their window ended because a bound was reached.")
 	late := counter("tracedup.dedup.late", "Events that arrived after their trace's report was sent.")
 	lateSuppressed := counter("tracedup.dedup.late_suppressed", "Late events suppressed as cascades of the report already sent.")
 	cascades := counter("tracedup.dedup.cascades", "Events of a trace whose error a downstream service reported.")
@@ -54,8 +60,15 @@ func registerMetrics(t *Transport) metric.Registration {
 		o.ObserveInt64(lateSuppressed, int64(s.LateSuppressed))
 		o.ObserveInt64(pending, int64(s.Pending))
 		o.ObserveInt64(traces, int64(s.Traces))
+		o.ObserveInt64(dropped, int64(s.Dropped))
+		o.ObserveInt64(queueFull, int64(s.QueueFull))
+		o.ObserveInt64(innerPanics, int64(s.InnerPanics))
+		o.ObserveInt64(abandoned, int64(s.Abandoned))
+		o.ObserveInt64(afterClose, int64(s.AfterClose))
+		o.ObserveInt64(decidedEarly, int64(s.DecidedEarly))
 		return nil
-	}, received, emitted, suppressed, passed, overflow, late, lateSuppressed, failures, cascades, pending, traces)
+	}, received, emitted, suppressed, passed, overflow, late, lateSuppressed, failures, cascades, pending, traces,
+		dropped, queueFull, innerPanics, abandoned, afterClose, decidedEarly)
 	if err != nil {
 		otel.Handle(err)
 		return nil

@@ -23,17 +23,23 @@ const meterName = "github.com/tracedup/tracedup/dedup"
 // metricsOf returns the Stats each metric must equal, by metric name.
 func metricsOf(s dedup.Stats) map[string]int64 {
 	return map[string]int64{
-		"tracedup.dedup.received":          int64(s.Received),
-		"tracedup.dedup.emitted":           int64(s.Emitted),
-		"tracedup.dedup.suppressed":        int64(s.Suppressed),
-		"tracedup.dedup.pending":           int64(s.Pending),
-		"tracedup.dedup.passed_through":    int64(s.PassedThrough),
-		"tracedup.dedup.overflow":          int64(s.Overflow),
-		"tracedup.dedup.late":              int64(s.Late),
-		"tracedup.dedup.strategy_failures": int64(s.StrategyFailures),
-		"tracedup.dedup.cascades":          int64(s.Cascades),
-		"tracedup.dedup.late_suppressed":   int64(s.LateSuppressed),
-		"tracedup.dedup.traces":            int64(s.Traces),
+		"tracedup.dedup.received":            int64(s.Received),
+		"tracedup.dedup.emitted":             int64(s.Emitted),
+		"tracedup.dedup.suppressed":          int64(s.Suppressed),
+		"tracedup.dedup.pending":             int64(s.Pending),
+		"tracedup.dedup.passed_through":      int64(s.PassedThrough),
+		"tracedup.dedup.overflow":            int64(s.Overflow),
+		"tracedup.dedup.late":                int64(s.Late),
+		"tracedup.dedup.strategy_failures":   int64(s.StrategyFailures),
+		"tracedup.dedup.cascades":            int64(s.Cascades),
+		"tracedup.dedup.late_suppressed":     int64(s.LateSuppressed),
+		"tracedup.dedup.traces":              int64(s.Traces),
+		"tracedup.dedup.dropped":             int64(s.Dropped),
+		"tracedup.dedup.dropped.queue_full":  int64(s.QueueFull),
+		"tracedup.dedup.dropped.inner_panic": int64(s.InnerPanics),
+		"tracedup.dedup.dropped.abandoned":   int64(s.Abandoned),
+		"tracedup.dedup.dropped.after_close": int64(s.AfterClose),
+		"tracedup.dedup.decided_early":       int64(s.DecidedEarly),
 	}
 }
 
@@ -81,14 +87,16 @@ func TestMetricsEqualStats(t *testing.T) {
 		for _, ev := range b {
 			tr.SendEvent(ev)
 		}
-		// A fourth event of B: past WithMaxEventsPerTrace.
+		synctest.Wait() // B reached WithMaxEventsPerTrace: decided early
+		// A fourth event of B, deeper than its report: sent late.
 		tr.SendEvent(errEvent(traceB, "00000000000000d4", "00000000000000c3", "bank", "*main.Timeout"))
+		tr.SendEvent(cascade(traceC)[0]) // held
 		synctest.Wait()
 
 		s := tr.Stats()
 		require.Equal(t, dedup.Stats{
-			Received: 9, Emitted: 3, Suppressed: 3, Pending: 3,
-			PassedThrough: 1, Overflow: 1, Late: 1, LateSuppressed: 1, Traces: 1,
+			Received: 10, Emitted: 4, Suppressed: 5, Pending: 1,
+			PassedThrough: 1, Late: 2, LateSuppressed: 1, Traces: 1, DecidedEarly: 2,
 		}, s)
 		assert.Equal(t, metricsOf(s), collect(t, reader), "metrics while B is held")
 
@@ -114,6 +122,7 @@ func TestMetricsUseGlobalProviderByDefault(t *testing.T) {
 
 	tr := dedup.NewTransport(sentrytest.NewTransport())
 	tr.SendEvent(sentry.NewEvent())
+	require.True(t, tr.Flush(time.Second))
 	want := metricsOf(dedup.Stats{Received: 1, Emitted: 1, PassedThrough: 1})
 	assert.Equal(t, want, collect(t, reader))
 	tr.Close()

@@ -18,14 +18,41 @@ const (
 	// timeout is part of the cascade. Five seconds catches those, and is
 	// small beside the minute that Sentry's alert rules count in.
 	DefaultWindow = 5 * time.Second
-	// DefaultMaxTraces bounds the traces held at once.
-	DefaultMaxTraces = 10_000
-	// DefaultMaxEventsPerTrace bounds the events held for one trace.
-	DefaultMaxEventsPerTrace = 100
+	// DefaultRequestGrace is how long a trace's window stays open after the
+	// last call of the trace that this process served ended (see
+	// [Incoming.End]): long enough for an error captured as the call
+	// unwinds (a panic recovered by an outer middleware) and short enough
+	// that, with the decision and the hand-over, a report follows its
+	// request's end within 100 ms.
+	DefaultRequestGrace = 50 * time.Millisecond
+	// DefaultMaxHeldEvents is the budget of error events held for a
+	// decision. A real event, captured by sentry-go with a stack trace and
+	// a chain of wrapped errors, holds about 13 KB (12.8 KB measured with
+	// sentry-go v0.46.2, four exceptions and ten frames): windows hold at
+	// most twice the budget (see [WithMaxHeldEvents]), 8,192 events or
+	// about 105 MB.
+	DefaultMaxHeldEvents = 4096
+	// DefaultMaxTraces bounds the traces held at once. The budget of
+	// events bounds them already; this is a bound of its own only when set
+	// lower.
+	DefaultMaxTraces = DefaultMaxHeldEvents
+	// DefaultMaxEventsPerTrace is the number of events at which a trace is
+	// decided early.
+	DefaultMaxEventsPerTrace = 64
+	// DefaultMaxQueueSize bounds each of the two queues: the events waiting
+	// to be handed to the inner transport, and the late events waiting to
+	// be judged. It is sentry-go's HTTPTransport's own queue size: 13 MB
+	// each at 13 KB an event.
+	DefaultMaxQueueSize = 1000
+	// DefaultCloseTimeout bounds Close, as sentry-go's Client.Close bounds
+	// its own buffers' shutdown.
+	DefaultCloseTimeout = 5 * time.Second
 	// DefaultMemory is how long a trace's decision is remembered, to judge
 	// its late events.
 	DefaultMemory = 5 * time.Minute
-	// DefaultMaxRemembered bounds the decisions remembered.
+	// DefaultMaxRemembered bounds the decisions remembered. Each keeps at
+	// most 16 errors' summaries, without their events: a few hundred bytes
+	// each, an estimated 65 MB at most for 10,000 traces (not measured).
 	DefaultMaxRemembered = 10_000
 	// DefaultMaxBurst is how many events are handed to the inner transport
 	// before it is flushed. sentry-go's HTTPTransport queues 1000 events and
@@ -46,6 +73,10 @@ type config struct {
 	strategy          rootcause.Strategy
 	maxTraces         int
 	maxEventsPerTrace int
+	maxHeld           int
+	maxQueue          int
+	closeTimeout      time.Duration
+	grace             time.Duration
 	memory            time.Duration
 	maxRemembered     int
 	maxBurst          int
@@ -60,6 +91,10 @@ func newConfig(options []Option) config {
 		strategy:          rootcause.Default(),
 		maxTraces:         DefaultMaxTraces,
 		maxEventsPerTrace: DefaultMaxEventsPerTrace,
+		maxHeld:           DefaultMaxHeldEvents,
+		maxQueue:          DefaultMaxQueueSize,
+		closeTimeout:      DefaultCloseTimeout,
+		grace:             DefaultRequestGrace,
 		memory:            DefaultMemory,
 		maxRemembered:     DefaultMaxRemembered,
 		maxBurst:          DefaultMaxBurst,
@@ -80,13 +115,21 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// WithWindow sets how long a trace's events are held, from its first event.
-func WithWindow(d time.Duration) Option {
+// positive returns an Option that sets the field of config that field
+// points to to v, unless v is zero or negative.
+func positive[T int | time.Duration](v T, field func(*config) *T) Option {
 	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.window = d
+		if v > 0 {
+			*field(c) = v
 		}
 	})
+}
+
+// WithWindow sets how long a trace's events are held, from its first event,
+// at most: a trace is decided sooner when the last call of it that this
+// process serves ends (see [WithRequestGrace]) or when a bound is reached.
+func WithWindow(d time.Duration) Option {
+	return positive(d, func(c *config) *time.Duration { return &c.window })
 }
 
 // WithStrategy sets the strategy that picks a trace's root cause. A nil
@@ -99,27 +142,59 @@ func WithStrategy(s rootcause.Strategy) Option {
 	})
 }
 
-// WithMaxTraces bounds the traces held at once. An event that would open one
-// more passes through to the inner transport and is counted in
-// Stats.Overflow. The count is read without a lock, so first events of new
-// traces arriving together may pass the bound by a few.
-func WithMaxTraces(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxTraces = n
-		}
-	})
+// WithMaxHeldEvents sets the budget of error events held for a decision,
+// with their full *sentry.Event. It is shared evenly by the Transport's 64
+// shards, each of which holds at most ceil(n/64) events in windows still
+// open and as many again in windows due for a decision, so at most
+// 2·64·ceil(n/64) events in all, exactly. A shard past its share decides
+// its oldest trace early: a later event of that trace is judged against the
+// decision, as a late event is. Only when a shard's windows are all due
+// and the decisions do not keep up (a slow strategy) does an event pass
+// through undecided, counted in Stats.Overflow.
+func WithMaxHeldEvents(n int) Option {
+	return positive(n, func(c *config) *int { return &c.maxHeld })
 }
 
-// WithMaxEventsPerTrace bounds the events held for one trace. Further events
-// of that trace pass through to the inner transport and are counted in
-// Stats.Overflow.
+// WithMaxTraces bounds the traces held at once. It is shared by the 64
+// shards as WithMaxHeldEvents is: each holds at most ceil(n/64) traces, so
+// at most 64·ceil(n/64) in all, exactly, whatever the concurrency. A shard
+// at its share decides its oldest trace early to open a new one.
+func WithMaxTraces(n int) Option {
+	return positive(n, func(c *config) *int { return &c.maxTraces })
+}
+
+// WithMaxEventsPerTrace sets the number of events at which a trace is
+// decided early. Its events that arrive before the decision is made still
+// join it, within its shard's share of WithMaxHeldEvents; those after are
+// judged as late events.
 func WithMaxEventsPerTrace(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxEventsPerTrace = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxEventsPerTrace })
+}
+
+// WithMaxQueueSize bounds each of the Transport's two queues: events waiting
+// to be handed to the inner transport (past it they are dropped and counted
+// in Stats.QueueFull, as OTel's BatchSpanProcessor drops spans) and late
+// events waiting to be judged (past it they are sent undecided, counted in
+// Stats.Overflow).
+func WithMaxQueueSize(n int) Option {
+	return positive(n, func(c *config) *int { return &c.maxQueue })
+}
+
+// WithCloseTimeout bounds how long Close waits for pending events to be
+// decided and handed to the inner transport. What is not handed over by
+// then is counted in Stats.Abandoned.
+func WithCloseTimeout(d time.Duration) Option {
+	return positive(d, func(c *config) *time.Duration { return &c.closeTimeout })
+}
+
+// WithRequestGrace sets how long a trace's window stays open after the last
+// call of the trace that this process served ended, for errors captured just
+// after it. An adapter (deduphttp, dedupgrpc) ends the call when its handler
+// returns: the in-process cascade of that call is then complete, and the
+// trace is decided a grace later rather than when its window ends. Errors
+// captured outside any served call keep the whole window.
+func WithRequestGrace(d time.Duration) Option {
+	return positive(d, func(c *config) *time.Duration { return &c.grace })
 }
 
 // WithMemory sets how long, and for how many traces at most, a trace's
@@ -140,21 +215,13 @@ func WithMemory(d time.Duration, maxTraces int) Option {
 // it is flushed, so that it has sent them before more arrive. For a
 // *sentry.HTTPTransport the burst is at most half its BufferSize.
 func WithMaxBurst(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxBurst = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxBurst })
 }
 
 // WithMaxListed bounds the suppressed events listed in the emitted event's
 // "dedup" context.
 func WithMaxListed(n int) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.maxListed = n
-		}
-	})
+	return positive(n, func(c *config) *int { return &c.maxListed })
 }
 
 // WithMeterProvider sets the provider of the Transport's metrics. A nil

@@ -1,7 +1,9 @@
 package dedup
 
 // Stats counts what a Transport did with the events it was sent. At every
-// instant Received == Emitted + Suppressed + Pending.
+// instant Received == Emitted + Suppressed + Pending + Dropped, and Dropped is
+// the sum of the counters that say why an event was dropped: QueueFull,
+// InnerPanics, Abandoned and AfterClose.
 type Stats struct {
 	// Received counts every event given to SendEvent.
 	Received uint64
@@ -12,15 +14,24 @@ type Stats struct {
 	// Suppressed counts events not sent because another event of their
 	// trace was sent in their place, late ones included.
 	Suppressed uint64
-	// Pending counts events held in a window or waiting to be handed to the
-	// inner transport.
+	// Pending counts events held in a window, waiting for a decision or
+	// waiting to be handed to the inner transport.
 	Pending uint64
+	// Dropped counts events that did not reach the inner transport and
+	// were not suppressed: the sum of QueueFull, InnerPanics, Abandoned and
+	// AfterClose.
+	Dropped uint64
 
-	// PassedThrough counts events sent at once because they had no trace
-	// id, were not error events, or arrived after Close. They are in Emitted.
+	// PassedThrough counts events sent without a window because they had no
+	// trace id or were not error events. Like every event sent, they go
+	// through the emitter's queue, and are in Emitted once handed over (or
+	// in QueueFull, InnerPanics or Abandoned).
 	PassedThrough uint64
-	// Overflow counts events sent at once because a bound was reached
-	// (WithMaxTraces, WithMaxEventsPerTrace). They are in Emitted.
+	// Overflow counts error events sent without a decision for lack of
+	// room: their shard's share of WithMaxHeldEvents was full of windows
+	// already due for a decision, or the queue of late events to judge was
+	// full (WithMaxQueueSize). Deciding the oldest trace early comes first;
+	// Overflow grows only when the decisions do not keep up.
 	Overflow uint64
 	// Late counts events that arrived after their trace's report was sent.
 	Late uint64
@@ -36,6 +47,27 @@ type Stats struct {
 	Cascades uint64
 	// Traces is the number of traces held now.
 	Traces uint64
+	// DecidedEarly counts traces decided before their window ended because
+	// a bound was reached (WithMaxHeldEvents, WithMaxTraces,
+	// WithMaxEventsPerTrace). Their later events are judged as late ones.
+	DecidedEarly uint64
+	// RequestEnded counts traces whose window was cut short to the grace
+	// of WithRequestGrace because the last call of the trace that this
+	// process served ended.
+	RequestEnded uint64
+
+	// QueueFull counts events dropped because the emitter's queue
+	// (WithMaxQueueSize) was full: the inner transport did not keep up.
+	QueueFull uint64
+	// InnerPanics counts events whose hand-over panicked in the inner
+	// transport's SendEvent; the panic went to otel.Handle.
+	InnerPanics uint64
+	// Abandoned counts events that Close could not hand over before its
+	// deadline (WithCloseTimeout).
+	Abandoned uint64
+	// AfterClose counts events sent after Close, which the closed inner
+	// transport would lose.
+	AfterClose uint64
 }
 
 // counts is one shard's share of Stats, guarded by the shard's lock.
@@ -44,6 +76,9 @@ type counts struct {
 	passedThrough, overflow                uint64
 	late, lateSuppressed, strategyFailures uint64
 	cascades                               uint64
+	decidedEarly, requestEnded             uint64
+	queueFull, innerPanics, abandoned      uint64
+	afterClose                             uint64
 }
 
 func (c *counts) add(o *counts) {
@@ -57,6 +92,16 @@ func (c *counts) add(o *counts) {
 	c.lateSuppressed += o.lateSuppressed
 	c.strategyFailures += o.strategyFailures
 	c.cascades += o.cascades
+	c.decidedEarly += o.decidedEarly
+	c.requestEnded += o.requestEnded
+	c.queueFull += o.queueFull
+	c.innerPanics += o.innerPanics
+	c.abandoned += o.abandoned
+	c.afterClose += o.afterClose
+}
+
+func (c *counts) dropped() uint64 {
+	return c.queueFull + c.innerPanics + c.abandoned + c.afterClose
 }
 
 // handed moves n of s's events from pending to emitted.
@@ -64,6 +109,14 @@ func (s *shard) handed(n uint64) {
 	s.mu.Lock()
 	s.n.pending -= n
 	s.n.emitted += n
+	s.mu.Unlock()
+}
+
+// drop moves n of s's events from pending to the drop counters in why.
+func (s *shard) drop(n uint64, why *counts) {
+	s.mu.Lock()
+	s.n.pending -= n
+	s.n.add(why)
 	s.mu.Unlock()
 }
 
@@ -85,6 +138,7 @@ func (t *Transport) Stats() Stats {
 		Emitted:          sum.emitted,
 		Suppressed:       sum.suppressed,
 		Pending:          sum.pending,
+		Dropped:          sum.dropped(),
 		PassedThrough:    sum.passedThrough,
 		Overflow:         sum.overflow,
 		Late:             sum.late,
@@ -92,5 +146,11 @@ func (t *Transport) Stats() Stats {
 		StrategyFailures: sum.strategyFailures,
 		Cascades:         sum.cascades,
 		Traces:           uint64(traces),
+		DecidedEarly:     sum.decidedEarly,
+		RequestEnded:     sum.requestEnded,
+		QueueFull:        sum.queueFull,
+		InnerPanics:      sum.innerPanics,
+		Abandoned:        sum.abandoned,
+		AfterClose:       sum.afterClose,
 	}
 }

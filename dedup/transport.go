@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,7 +36,7 @@ const (
 )
 
 // numShards splits the held traces so that SendEvent on many goroutines
-// rarely contends for one lock.
+// rarely contends for one lock. Bounds are shared evenly by the shards.
 const numShards = 64
 
 // Transport is a sentry.Transport that holds the error events of each trace
@@ -49,9 +50,13 @@ type Transport struct {
 	seed         maphash.Seed
 	shards       [numShards]shard
 	acks         *acks
+	work         *work
+	decider      *decider
 	emit         *emitter
 
-	traces atomic.Int64  // traces held, across shards
+	// Per-shard shares of the bounds.
+	heldPerShard, tracesPerShard int
+
 	spread atomic.Uint32 // spreads events without a trace over the shards
 	closed atomic.Bool
 	// timers counts window timers that were started and neither stopped nor
@@ -64,8 +69,8 @@ type Transport struct {
 var _ sentry.Transport = (*Transport)(nil)
 
 // NewTransport returns a Transport that hands what it sends to next, or to
-// sentry.NewHTTPTransport() when next is nil. It starts one goroutine, which
-// Close stops.
+// sentry.NewHTTPTransport() when next is nil. It starts two goroutines, one
+// that decides and one that hands events to next, which Close stops.
 func NewTransport(next sentry.Transport, options ...Option) *Transport {
 	if next == nil {
 		next = sentry.NewHTTPTransport()
@@ -76,32 +81,78 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 	if h, ok := next.(*sentry.HTTPTransport); ok && h.BufferSize > 1 {
 		burst = min(burst, h.BufferSize/2)
 	}
+	t.heldPerShard = ceilDiv(t.cfg.maxHeld, numShards)
+	t.tracesPerShard = ceilDiv(t.cfg.maxTraces, numShards)
 	perShard := max(1, t.cfg.maxRemembered/numShards)
 	for i := range t.shards {
 		t.shards[i].traces = make(map[string]*window)
 		t.shards[i].decided = newMemory[string, decision](perShard, t.cfg.memory)
 	}
 	t.acks = newAcks(t.cfg.maxRemembered, t.cfg.memory)
-	t.emit = newEmitter(next, burst)
+	t.work = newWork()
+	t.emit = newEmitter(next, burst, t.cfg.maxQueue, t.work)
+	t.decider = newDecider(t)
 	t.metrics = registerMetrics(t)
 	return t
 }
 
+func ceilDiv(n, d int) int { return (n + d - 1) / d }
+
 // shard holds the windows of the traces that hash to it, the decisions it
 // remembers, and the counters of its events.
 type shard struct {
-	mu      sync.Mutex
-	traces  map[string]*window
-	decided *memory[string, decision]
-	n       counts
-	_       [64]byte // keep shards' locks on separate cache lines
+	mu     sync.Mutex
+	traces map[string]*window
+	// open lists the windows not yet due for a decision, oldest first.
+	open windowList
+	// held counts the events in the shard's windows; heldDue those of them
+	// in windows due for a decision.
+	held, heldDue int
+	decided       *memory[string, decision]
+	n             counts
+	_             [64]byte // keep shards' locks on separate cache lines
 }
 
-// window is one trace's error events, held until its timer fires or a flush.
+// window is one trace's error events, held until it is decided.
 type window struct {
-	traceID string
-	errs    []rootcause.Error // each with its Event
-	timer   *time.Timer
+	traceID    string
+	errs       []rootcause.Error // each with its Event
+	timer      *time.Timer
+	deadline   time.Time
+	due        bool // handed to the decider
+	prev, next *window
+}
+
+// windowList is a doubly linked list of windows, oldest first.
+type windowList struct {
+	head, tail *window
+	n          int
+}
+
+func (l *windowList) pushBack(w *window) {
+	w.prev, w.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+	l.n++
+}
+
+func (l *windowList) remove(w *window) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	l.n--
 }
 
 // isError reports whether event takes part in deduplication: an event with
@@ -114,9 +165,10 @@ func isError(event *sentry.Event) bool {
 	return len(event.Exception) > 0 || event.Level == sentry.LevelError || event.Level == sentry.LevelFatal
 }
 
-// SendEvent holds an error event of a trace for its window, or judges it
-// against its trace's decision, or passes it through to the inner transport.
-// It never calls the strategy while holding a lock.
+// SendEvent holds an error event of a trace for its window, or queues it to
+// be judged against its trace's decision, or queues it for the inner
+// transport. It never blocks and never calls the strategy or the inner
+// transport: those run on the Transport's own goroutines.
 func (t *Transport) SendEvent(event *sentry.Event) {
 	if event == nil {
 		return
@@ -147,125 +199,195 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	}
 	s.mu.Lock()
 	s.n.received++
+	if t.closed.Load() {
+		s.n.afterClose++
+		s.mu.Unlock()
+		return
+	}
 	s.n.pending++
-	switch act, d := t.admit(s, e, now); act {
-	case held:
-		s.mu.Unlock()
-	case late:
-		s.mu.Unlock()
-		t.judgeLate(s, d, e)
-	case overflowed:
-		s.n.overflow++
-		s.mu.Unlock()
-		t.hand(s, event)
-	case afterClose:
-		s.n.passedThrough++
-		s.mu.Unlock()
-		t.hand(s, event)
+	pass := t.admit(s, &e, now)
+	s.mu.Unlock()
+	if pass {
+		t.emit.push(s, event)
+	}
+	t.yieldIfBehind()
+}
+
+// yieldIfBehind lets the Transport's goroutines run when their queues are
+// half full: in a storm that keeps every processor busy, the scheduler would
+// otherwise leave them waiting for a time slice while the queues overflow.
+// It never blocks: runtime.Gosched only yields the processor.
+func (t *Transport) yieldIfBehind() {
+	half := int64(t.cfg.maxQueue / 2)
+	if t.emit.backlog.Load() > half || t.decider.backlog.Load() > half {
+		runtime.Gosched()
 	}
 }
 
-// action is what SendEvent does with an error event once admitted.
-type action int
-
-const (
-	held       action = iota // added to its trace's window
-	late                     // its trace was decided: judge it against that
-	overflowed               // a bound was reached: pass it through
-	afterClose               // the Transport is closed: pass it through
-)
-
-// admit decides, under s.mu, what to do with e, and holds it when that is
-// the answer. The event is counted as received and pending.
-func (t *Transport) admit(s *shard, e rootcause.Error, now time.Time) (action, decision) {
-	if t.closed.Load() {
-		return afterClose, decision{}
-	}
-	if d, ok := s.decided.get(e.TraceID, now); ok {
+// admit holds e in its trace's window, or queues it to be judged as late,
+// under s.mu. It reports whether there was no room for either, and e must
+// pass through. The event is counted as received and pending.
+func (t *Transport) admit(s *shard, e *rootcause.Error, now time.Time) (pass bool) {
+	if _, ok := s.decided.get(e.TraceID, now); ok {
 		s.n.late++
-		t.emit.reserve(1)
-		return late, d
+		if t.decider.late(s, *e) {
+			return false
+		}
+		s.n.overflow++
+		return true
 	}
 	w := s.traces[e.TraceID]
-	switch {
-	case w == nil && t.traces.Load() >= int64(t.cfg.maxTraces),
-		w != nil && len(w.errs) >= t.cfg.maxEventsPerTrace:
-		return overflowed, decision{}
-	case w == nil:
-		w = &window{traceID: e.TraceID, errs: make([]rootcause.Error, 0, 4)}
+	if w == nil && len(s.traces)-s.dueTraces() >= t.tracesPerShard {
+		t.decideEarly(s, s.open.head)
+	}
+	// Room in the shard's share of open windows, deciding the oldest early
+	// as needed; due windows have as much again.
+	for s.held-s.heldDue >= t.heldPerShard && s.open.head != nil {
+		t.decideEarly(s, s.open.head)
+	}
+	if s.held >= 2*t.heldPerShard || (w == nil && len(s.traces) >= 2*t.tracesPerShard) {
+		s.n.overflow++
+		return true
+	}
+	if w == nil {
+		w = &window{traceID: e.TraceID, errs: make([]rootcause.Error, 0, 4), deadline: now.Add(t.cfg.window)}
 		s.traces[e.TraceID] = w
-		t.traces.Add(1)
+		s.open.pushBack(w)
 		t.timers.Add(1)
 		w.timer = time.AfterFunc(t.cfg.window, func() { t.expire(s, w) })
 	}
-	w.errs = append(w.errs, e)
-	return held, decision{}
+	w.errs = append(w.errs, *e)
+	s.held++
+	if w.due {
+		s.heldDue++
+	} else if len(w.errs) >= t.cfg.maxEventsPerTrace {
+		t.decideEarly(s, w)
+	}
+	return false
 }
+
+// dueTraces counts s's windows due for a decision. s.mu is held.
+func (s *shard) dueTraces() int { return len(s.traces) - s.open.n }
+
+// decideEarly hands w to the decider before its window ends because a bound
+// was reached. s.mu is held.
+func (t *Transport) decideEarly(s *shard, w *window) {
+	if w == nil {
+		return
+	}
+	if w.timer.Stop() {
+		t.timers.Done()
+	}
+	s.n.decidedEarly++
+	t.makeDue(s, w)
+}
+
+// makeDue hands w to the decider; its events stay in s, counted as held,
+// until the decider takes them. s.mu is held.
+func (t *Transport) makeDue(s *shard, w *window) {
+	if w.due {
+		return
+	}
+	w.due = true
+	s.open.remove(w)
+	s.heldDue += len(w.errs)
+	if !t.decider.window(s, w) {
+		// Close gave up on the decisions: count the events for it.
+		delete(s.traces, w.traceID)
+		n := len(w.errs)
+		s.held -= n
+		s.heldDue -= n
+		s.n.pending -= uint64(n)
+		s.n.abandoned += uint64(n)
+	}
+}
+
 func (t *Transport) shardFor(traceID string) *shard {
 	return &t.shards[maphash.String(t.seed, traceID)%numShards]
 }
 
-// passThrough hands event to the inner transport at once, counting it as
-// received and, once handed, emitted. extra says why it passed.
+// passThrough queues event for the inner transport, counting it as
+// received and pending until it is handed over. extra says why it passed.
 func (t *Transport) passThrough(s *shard, event *sentry.Event, extra *counts) {
 	s.mu.Lock()
 	s.n.received++
+	if t.closed.Load() {
+		s.n.afterClose++
+		s.mu.Unlock()
+		return
+	}
 	s.n.pending++
 	s.n.add(extra)
 	s.mu.Unlock()
-	t.hand(s, event)
-}
-
-// hand gives a pending event of s to the inner transport.
-func (t *Transport) hand(s *shard, event *sentry.Event) {
-	t.next.SendEvent(event)
-	s.handed(1)
+	t.emit.push(s, event)
+	t.yieldIfBehind()
 }
 
 // cascade suppresses, or with WithSendCascades sends tagged, an event that a
 // downstream acknowledgement explains.
 func (t *Transport) cascade(s *shard, event *sentry.Event, downstream string) {
-	s.mu.Lock()
-	s.n.received++
-	s.n.cascades++
 	if !t.cfg.sendCascades {
+		s.mu.Lock()
+		s.n.received++
+		s.n.cascades++
 		s.n.suppressed++
 		s.mu.Unlock()
 		return
 	}
-	s.n.pending++
-	s.mu.Unlock()
 	if event.Tags == nil {
 		event.Tags = make(map[string]string, 1)
 	}
 	event.Tags[TagCascadeOf] = downstream
-	t.hand(s, event)
+	t.passThrough(s, event, &counts{cascades: 1})
 }
 
-// expire ends a window when its timer fires, unless a flush took it first.
+// expire hands a window to the decider when its timer fires.
 func (t *Transport) expire(s *shard, w *window) {
 	defer t.timers.Done()
 	s.mu.Lock()
-	if s.traces[w.traceID] != w {
-		s.mu.Unlock()
-		return
+	if s.traces[w.traceID] == w {
+		t.makeDue(s, w)
 	}
-	t.take(s, w)
 	s.mu.Unlock()
-	t.decide(s, w)
 }
 
-// take removes w from s for a decision. s.mu is held. The reservation keeps
-// flushes waiting until the decision's events are handed over.
-func (t *Transport) take(s *shard, w *window) {
+// requestEnded shortens the window of a trace whose last call served in
+// this process ended to the grace of WithRequestGrace.
+// The id is hex, as the events carry it; it is not kept.
+func (t *Transport) requestEnded(traceID []byte) {
+	s := &t.shards[maphash.Bytes(t.seed, traceID)%numShards]
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.traces[string(traceID)]
+	if w == nil || w.due || w.deadline.Sub(now) <= t.cfg.grace {
+		return
+	}
+	// A timer that cannot be stopped is firing: the window ends anyway.
+	if w.timer.Stop() {
+		w.timer.Reset(t.cfg.grace)
+		w.deadline = now.Add(t.cfg.grace)
+		s.n.requestEnded++
+	}
+}
+
+// take removes a due window from s for the decider, or returns false when
+// Close took it first.
+func (t *Transport) take(s *shard, w *window) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.traces[w.traceID] != w {
+		return false
+	}
 	delete(s.traces, w.traceID)
-	t.traces.Add(-1)
-	t.emit.reserve(1)
+	s.held -= len(w.errs)
+	s.heldDue -= len(w.errs)
+	return true
 }
 
 // decide splits w's errors into incidents and sends the root cause of each,
 // annotated with what it stands for, suppressing the rest. If the strategy
-// fails, it sends every event.
+// fails, it sends every event. It runs on the decider's goroutine.
 func (t *Transport) decide(s *shard, w *window) {
 	incidents, err := rootcause.Incidents(t.cfg.strategy, w.errs)
 	if err != nil {
@@ -278,7 +400,7 @@ func (t *Transport) decide(s *shard, w *window) {
 		s.n.strategyFailures++
 		s.decided.put(w.traceID, time.Now(), decision{failed: true})
 		s.mu.Unlock()
-		t.emit.push(s, events, 1)
+		t.emit.pushWait(s, events...)
 		return
 	}
 	send := make([]*sentry.Event, 0, len(incidents))
@@ -304,37 +426,43 @@ func (t *Transport) decide(s *shard, w *window) {
 	s.n.suppressed += suppressed
 	s.decided.put(w.traceID, time.Now(), d)
 	s.mu.Unlock()
-	t.emit.push(s, send, 1)
+	t.emit.pushWait(s, send...)
 }
 
 // judgeLate suppresses a late event that joins the incident of an event its
 // trace already sent, and sends it otherwise. Either way it is remembered
-// with the trace's decision. One emission is already reserved.
-func (t *Transport) judgeLate(s *shard, d decision, e rootcause.Error) {
-	if !d.failed && t.explainedBySent(d, e) {
+// with the trace's decision. It runs on the decider's goroutine.
+func (t *Transport) judgeLate(s *shard, e rootcause.Error) {
+	s.mu.Lock()
+	d, ok := s.decided.get(e.TraceID, time.Now())
+	s.mu.Unlock()
+	if ok && !d.failed && t.explainedBySent(s, d, e) {
 		s.mu.Lock()
 		s.n.pending--
 		s.n.suppressed++
 		s.n.lateSuppressed++
 		t.rememberLate(s, e, false)
 		s.mu.Unlock()
-		t.emit.push(s, nil, 1)
 		return
 	}
 	s.mu.Lock()
 	t.rememberLate(s, e, true)
 	s.mu.Unlock()
-	t.emit.push(s, []*sentry.Event{e.Event}, 1)
+	t.emit.pushWait(s, e.Event)
 }
 
 // explainedBySent reports whether the strategy puts e in an incident whose
-// root cause is an event d sent.
-func (t *Transport) explainedBySent(d decision, e rootcause.Error) bool {
+// root cause is an event d sent. A failing strategy is counted, and the
+// event is sent.
+func (t *Transport) explainedBySent(s *shard, d decision, e rootcause.Error) bool {
 	errs := append(slices.Clip(d.errs), e)
 	last := len(errs) - 1
 	incidents, err := rootcause.Incidents(t.cfg.strategy, errs)
 	if err != nil {
 		otel.Handle(err)
+		s.mu.Lock()
+		s.n.strategyFailures++
+		s.mu.Unlock()
 		return false
 	}
 	for _, inc := range incidents {
@@ -389,25 +517,18 @@ func (t *Transport) annotate(root *sentry.Event, errs []rootcause.Error, inc roo
 	}
 }
 
-// drain takes every held window out of the shards and decides it now.
+// drain hands every held window to the decider now.
 func (t *Transport) drain() {
-	var taken []*window
-	var from []*shard
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for _, w := range s.traces {
+		for w := s.open.head; w != nil; w = s.open.head {
 			if w.timer.Stop() {
 				t.timers.Done()
 			}
-			t.take(s, w)
-			taken = append(taken, w)
-			from = append(from, s)
+			t.makeDue(s, w)
 		}
 		s.mu.Unlock()
-	}
-	for i, w := range taken {
-		t.decide(from[i], w)
 	}
 }
 
@@ -419,15 +540,26 @@ func (t *Transport) Flush(timeout time.Duration) bool {
 	return t.FlushWithContext(ctx)
 }
 
-// FlushWithContext sends every pending event to the inner transport, ending
-// their windows early, then flushes the inner transport. It returns false if
-// ctx ends first; events not yet handed over are then still on their way.
+// FlushWithContext decides every held trace at once, waits until every
+// pending event was handed to the inner transport, then flushes the inner
+// transport. It returns false if ctx ends first, even while a strategy or
+// the inner transport is still busy: events not yet handed over are then
+// still on their way, and are counted in Pending. After Close it does not
+// flush the closed inner transport.
 func (t *Transport) FlushWithContext(ctx context.Context) bool {
 	t.drain()
-	if !t.emit.waitIdle(ctx) {
+	if !t.work.wait(ctx) {
 		return false
 	}
-	return t.next.FlushWithContext(ctx)
+	if t.closed.Load() {
+		return true
+	}
+	var ok bool
+	if err := safely("FlushWithContext", func() { ok = t.next.FlushWithContext(ctx) }); err != nil {
+		otel.Handle(err)
+		return false
+	}
+	return ok
 }
 
 // Configure passes the client's options to the inner transport.
@@ -435,22 +567,34 @@ func (t *Transport) Configure(options sentry.ClientOptions) {
 	t.next.Configure(options)
 }
 
-// Close sends every pending event to the inner transport, stops the
-// Transport's goroutines and closes the inner transport. Events sent after
-// Close go straight to the inner transport. Close is safe to call more than
-// once and from several goroutines; every call returns after the first has
-// finished.
+// Close decides every held trace, waits until every pending event was handed
+// to the inner transport, stops the Transport's goroutines and closes the
+// inner transport. It waits at most WithCloseTimeout (DefaultCloseTimeout):
+// what was not handed over by then is counted in Stats.Abandoned, except an
+// event that the inner transport is still being handed, which counts as
+// what it becomes. Events sent after Close are not handed to the closed
+// inner transport; they are counted in Stats.AfterClose. Close is safe to
+// call more than once and from several goroutines; every call returns after
+// the first has finished.
 func (t *Transport) Close() {
 	t.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.closeTimeout)
+		defer cancel()
 		t.closed.Store(true)
 		t.drain()
-		t.emit.waitIdle(context.Background())
-		t.emit.stop()
-		t.timers.Wait()
+		if !t.work.wait(ctx) {
+			t.decider.abandon()
+			t.emit.abandon()
+		}
+		t.decider.stop(ctx)
+		t.emit.stop(ctx)
+		t.timers.Wait() // every timer was stopped or finds its window gone
 		if t.metrics != nil {
 			_ = t.metrics.Unregister()
 		}
-		t.next.Close()
+		if err := safely("Close", t.next.Close); err != nil {
+			otel.Handle(err)
+		}
 	})
 }
 

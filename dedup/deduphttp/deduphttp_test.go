@@ -147,8 +147,9 @@ func TestCrossServiceCascadeSentTagged(t *testing.T) {
 	sc, header := call(t, caller, down.srv.URL, nil)
 	ev := callerEvent(sc)
 	caller.SendEvent(ev)
+	require.True(t, caller.Flush(time.Second)) // SendEvent only queues it
 
-	require.Equal(t, []*sentry.Event{ev}, inner.Events(), "sent at once")
+	require.Equal(t, []*sentry.Event{ev}, inner.Events(), "sent without a window")
 	assert.Equal(t, header.Get(deduphttp.HeaderReported), ev.Tags[dedup.TagCascadeOf])
 	s := caller.Stats()
 	assert.Equal(t, dedup.Stats{Received: 1, Emitted: 1, Cascades: 1}, s)
