@@ -119,6 +119,17 @@ func evaluate(ctx context.Context, g *workload.Graph, cfg workload.Config, progr
 			row{Name: "article, one collector" + suffix, Partial: partial, Metrics: workload.Score(plan, workload.Article(base, false, cfg.Seed))},
 			row{Name: "article, per process" + suffix, Partial: partial, Metrics: workload.Score(plan, workload.Article(base, true, cfg.Seed))},
 		)
+		if !partial {
+			for _, s := range strategies {
+				name := s.name + ", one process"
+				o, err := workload.Run(ctx, plan, &oneProcess{strategy: s.new(), window: cfg.Window}, runOpts(name))
+				if err != nil {
+					return nil, err
+				}
+				ev.Rows = append(ev.Rows, row{Name: "tracedup " + name, Ours: true,
+					Strategy: s.name, Metrics: workload.Score(plan, workload.Reports(o))})
+			}
+		}
 		for _, cross := range []bool{false, true} {
 			for _, s := range strategies {
 				name := s.name

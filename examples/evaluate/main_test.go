@@ -46,7 +46,7 @@ func rowNamed(t *testing.T, ev *evaluation, name string) row {
 // graph where every service runs tracedup.
 func TestHeadline(t *testing.T) {
 	ev := evaluateSmall(t)
-	require.Len(t, ev.Rows, 2*(3+2*len(strategies)))
+	require.Len(t, ev.Rows, 2*(3+2*len(strategies))+len(strategies))
 
 	old := rowNamed(t, ev, "tracedup OnePerTrace, cross-service").Metrics
 	assert.Positive(t, old.Hidden, "one report per trace, the model before incidents, hides independent failures")

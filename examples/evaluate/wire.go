@@ -5,7 +5,9 @@ package main
 // middleware. The rest of the evaluation sees a workload.Wiring.
 
 import (
+	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/getsentry/sentry-go"
@@ -74,3 +76,53 @@ func (w tracedup) Stack(service string, opts sentry.ClientOptions) workload.Stac
 	}
 	return st
 }
+
+// oneProcess runs every service on one dedup.Transport, as the modules of
+// one process (or a relay in front of Sentry) would share it: the span
+// processor links the whole cascade, so the deduplicator itself sees which
+// error caused which, across services, and the strategy names each
+// incident's root cause among errors of several services. It needs no
+// cross-service adapters.
+type oneProcess struct {
+	strategy rootcause.Strategy
+	window   time.Duration // the virtual window
+
+	mu     sync.Mutex
+	shared *dedup.Transport
+	demux  demux
+}
+
+func (w *oneProcess) Stack(service string, opts sentry.ClientOptions) workload.Stack {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.shared == nil {
+		w.demux = demux{}
+		w.shared = dedup.NewTransport(w.demux, dedup.WithStrategy(w.strategy), dedup.WithWindow(realWindow))
+	}
+	w.demux[service] = opts.Transport
+	opts.Transport = w.shared
+	return workload.Stack{
+		Options:       sentryotel.WrapOptions(opts),
+		TracerOptions: []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor())},
+		Window:        w.window,
+	}
+}
+
+// demux hands each event to the transport of the service that captured it
+// (its ServerName), so the evaluation still knows who sent what. Services
+// are added before any event is sent and never after.
+type demux map[string]sentry.Transport
+
+func (d demux) SendEvent(ev *sentry.Event) {
+	if t, ok := d[ev.ServerName]; ok {
+		t.SendEvent(ev)
+	}
+}
+
+func (d demux) Flush(timeout time.Duration) bool { return true }
+
+func (d demux) FlushWithContext(context.Context) bool { return true }
+
+func (d demux) Configure(sentry.ClientOptions) {}
+
+func (d demux) Close() {}
