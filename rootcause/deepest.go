@@ -20,6 +20,9 @@ package rootcause
 // The chain only passes through spans on which some error was captured: a
 // span without an error, such as the client span of an outgoing call, is a
 // gap, and on either side of a gap Deepest falls back to depth and time.
+// Where an error carries its Ancestors (sentryotel's SpanProcessor), its
+// chain goes on to the nearest of them that carries an error, and there is
+// no gap.
 // Depths of errors in different branches are then not comparable, which is
 // the weakness of preferring depth over time.
 //
@@ -111,18 +114,36 @@ func linkSpans(errs []Error, nodes []spanNode) {
 		}
 	}
 	for i := range errs {
-		p := errs[i].ParentSpanID
-		if p == "" {
-			continue
-		}
-		k := idKey(p)
-		for j := range errs {
-			if nodes[j].key == k && nodes[j].span == int32(j) && errs[j].SpanID == p {
+		for _, p := range parentChain(&errs[i]) {
+			if j := findSpan(errs, nodes, p); j >= 0 {
 				nodes[i].parent = int32(j)
 				break
 			}
 		}
 	}
+}
+
+// parentChain returns the spans that enclose e's span, nearest first: its
+// parent, then the rest of its ancestors where they are known.
+func parentChain(e *Error) []string {
+	if len(e.Ancestors) > 0 && e.Ancestors[0] == e.ParentSpanID {
+		return e.Ancestors
+	}
+	if e.ParentSpanID == "" {
+		return nil
+	}
+	return []string{e.ParentSpanID}
+}
+
+// findSpan returns the index of the first error on span id, or -1.
+func findSpan(errs []Error, nodes []spanNode, id string) int {
+	k := idKey(id)
+	for j := range errs {
+		if nodes[j].key == k && nodes[j].span == int32(j) && errs[j].SpanID == id {
+			return j
+		}
+	}
+	return -1
 }
 
 // idKey packs the length and the last 8 bytes of id, which for hex span
@@ -151,9 +172,10 @@ func linkSpansMap(errs []Error, nodes []spanNode) {
 		}
 	}
 	for i := range errs {
-		if p := errs[i].ParentSpanID; p != "" {
+		for _, p := range parentChain(&errs[i]) {
 			if j, ok := first[p]; ok {
 				nodes[i].parent = j
+				break
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package rootcause_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -33,6 +34,15 @@ func TestDeepest(t *testing.T) {
 		{
 			name: "linked chain beats a skewed clock",
 			errs: []rootcause.Error{e("top", "a", "", 0), e("mid", "b", "a", -time.Hour), e("leaf", "c", "b", time.Hour)},
+			want: "leaf",
+		},
+		{
+			name: "a gap bridged by the ancestors beats a skewed clock",
+			errs: []rootcause.Error{
+				e("top", "a", "", 0),
+				e("mid", "b", "a-client", -time.Hour),
+				within(e("leaf", "c", "", time.Hour), "b-client", "b", "a-client", "a"),
+			},
 			want: "leaf",
 		},
 		{
@@ -187,6 +197,23 @@ func FuzzDeepest(f *testing.F) {
 func referenceDeepest(errs []rootcause.Error) int {
 	if len(errs) == 0 {
 		return -1
+	}
+	// With ancestors, an error's parent is the nearest of them on which an
+	// error was captured.
+	spans := map[string]bool{}
+	for _, e := range errs {
+		spans[e.SpanID] = e.SpanID != ""
+	}
+	errs = slices.Clone(errs)
+	for i, e := range errs {
+		if len(e.Ancestors) > 0 && e.Ancestors[0] == e.ParentSpanID {
+			for _, a := range e.Ancestors {
+				if spans[a] {
+					errs[i].ParentSpanID = a
+					break
+				}
+			}
+		}
 	}
 	parentOf := map[string]string{} // span -> parent, first error on the span wins
 	for _, e := range errs {

@@ -27,6 +27,13 @@ type Error struct {
 	// that sentryotel's SpanProcessor records. It is nil where only the
 	// parent is known.
 	Ancestors []string
+	// LastChild is the id of the child of SpanID that ended last before the
+	// error was captured, NoChild when none had, SpanEnded when the span
+	// itself had ended (a background goroutine captured on it after its
+	// request), and "" where unknown (no SpanProcessor). A span whose last
+	// child is not the one a failure came through had carried on past that
+	// failure.
+	LastChild string
 	// Service is the service.name of the process that captured the error.
 	Service string
 	// ExceptionType is the type of the outermost exception, as Sentry shows
@@ -37,6 +44,14 @@ type Error struct {
 	// Timestamp is when the event was captured, by the capturing host's clock.
 	Timestamp time.Time
 }
+
+// Values of Error.LastChild that name no span: the span is known to have
+// had no child ended when the error was captured (NoChild), or to have
+// ended itself (SpanEnded).
+const (
+	NoChild   = "0000000000000000"
+	SpanEnded = keys.SpanEnded
+)
 
 // IsRootSpan reports whether the error was captured on the trace's root span.
 func (e Error) IsRootSpan() bool { return e.ParentSpanID == "" }
@@ -77,6 +92,7 @@ func FromEvent(event *sentry.Event) Error {
 		if a, _ := tc[keys.AncestorsKey].(string); a != "" {
 			e.Ancestors = strings.Split(a, ",")
 		}
+		e.LastChild, _ = tc[keys.LastChildKey].(string)
 	}
 	if n := len(event.Exception); n > 0 {
 		// Sentry orders exceptions innermost first: the last is the one the

@@ -127,8 +127,12 @@ func checkCover(incidents []Incident, n int) string {
 // unknown), followed on through the ancestors of every error captured on one
 // of them. When both errors come from the same service and B was captured
 // before A, A cannot explain it: one service's errors share a clock, and a
-// symptom does not precede its cause. Errors on the same span explain
-// nothing of each other.
+// symptom does not precede its cause. Where B carries LastChild (the span
+// processor recorded it), A explains B only when its failure came up
+// through that child: a span that went on to another child after the one A
+// is in (a retry that succeeded, a later step) had carried on past A's
+// failure, and B is its own. Errors on the same span explain nothing of each
+// other.
 //
 // Two errors are repeats, one incident, when they come from the same service
 // with the same exception type (the same message where neither has a type),
@@ -159,7 +163,10 @@ func Split(errs []Error) []Incident {
 		if _, ok := enclosing[a][eb.SpanID]; !ok {
 			return false
 		}
-		return !(ea.Service == eb.Service && !ea.Timestamp.IsZero() && eb.Timestamp.Before(ea.Timestamp))
+		if ea.Service == eb.Service && !ea.Timestamp.IsZero() && eb.Timestamp.Before(ea.Timestamp) {
+			return false
+		}
+		return eb.LastChild == "" || throughLastChild(ea, eb)
 	}
 
 	explained := make([]bool, n)
@@ -230,6 +237,26 @@ func Split(errs []Error) []Incident {
 		incidents[inc].Members = append(incidents[inc].Members, i)
 	}
 	return incidents
+}
+
+// throughLastChild reports whether a's failure reached b's span through the
+// child of b's span that ended last before b was captured: otherwise b's
+// span had carried on past it (a retry that succeeded, another step) and b
+// is not known to follow from a. Where b's span is not on a's own chain of
+// ancestors (the link runs through other errors), that is not known either.
+func throughLastChild(a, b *Error) bool {
+	if a.ParentSpanID == b.SpanID {
+		return a.SpanID == b.LastChild
+	}
+	for i, id := range a.Ancestors {
+		if id == b.SpanID {
+			if i == 0 {
+				return a.SpanID == b.LastChild
+			}
+			return a.Ancestors[i-1] == b.LastChild
+		}
+	}
+	return false
 }
 
 // repeatKey says which errors are repeats of each other.

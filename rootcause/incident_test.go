@@ -150,6 +150,65 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+// last returns err with the id of its span's child that ended last.
+func last(err rootcause.Error, child string) rootcause.Error {
+	err.LastChild = child
+	return err
+}
+
+// TestSplitCarriedOn: with the span processor an error knows which child of
+// its span ended last, and a failure in an earlier child does not explain it.
+func TestSplitCarriedOn(t *testing.T) {
+	tests := []struct {
+		name string
+		errs []rootcause.Error
+		want []string
+	}{{
+		name: "the handler failed right after the call that failed: a symptom",
+		errs: []rootcause.Error{
+			typed(within(e("P", "p", "", 10*ms), "c1", "h"), "payment", "*main.PaymentDeclined"),
+			typed(last(within(e("H", "h", "", 20*ms)), "c1"), "gateway", "*main.CallFailed"),
+		},
+		want: []string{"P<H,P"},
+	}, {
+		name: "a retry that succeeded, then the handler's own bug: two incidents",
+		errs: []rootcause.Error{
+			typed(within(e("P", "p", "", 10*ms), "c1", "h"), "payment", "*main.PaymentDeclined"),
+			typed(last(within(e("H", "h", "", 20*ms)), "c2"), "gateway", "runtime.Error"),
+		},
+		want: []string{"H<H", "P<P"},
+	}, {
+		name: "a deep failure came up through the last step: a symptom",
+		errs: []rootcause.Error{
+			typed(within(e("D", "q", "", 10*ms), "x", "h"), "checkout", "*pq.Error"),
+			typed(last(within(e("H", "h", "", 20*ms)), "x"), "checkout", "*main.HandlerError"),
+		},
+		want: []string{"D<D,H"},
+	}, {
+		name: "nothing had ended when the handler failed: not its cause",
+		errs: []rootcause.Error{
+			typed(within(e("D", "q", "", 10*ms), "x", "h"), "checkout", "*pq.Error"),
+			typed(last(within(e("H", "h", "", 20*ms)), rootcause.NoChild), "checkout", "*main.HandlerError"),
+		},
+		want: []string{"D<D", "H<H"},
+	}, {
+		name: "without ancestors, through the error on the last child: a symptom of its incident",
+		errs: []rootcause.Error{
+			typed(e("D", "q", "x", 10*ms), "checkout", "*pq.Error"),
+			typed(e("X", "x", "h", 15*ms), "checkout", "*main.StepError"),
+			typed(last(e("H", "h", "", 20*ms), "x"), "checkout", "*main.HandlerError"),
+		},
+		want: []string{"D<D,H,X"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := rootcause.Incidents(rootcause.Default(), tt.errs)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, describe(tt.errs, got))
+		})
+	}
+}
+
 // assertCover checks that incidents hold every index once, each Root among
 // its Members.
 func assertCover(t *testing.T, incidents []rootcause.Incident, n int) {

@@ -8,10 +8,11 @@ import (
 	"github.com/tracedup/tracedup/internal/ancestry"
 )
 
-// SpanProcessor records the parent of every span while it is live, so that
-// the hook can stamp on an error event the whole chain of spans it was
-// captured in, up to the local root, and package dedup can tell which errors
-// enclose which. Register it on each TracerProvider of the process:
+// SpanProcessor records the parent of every span while it is live, and which
+// of its children ended last, so that the hook can stamp on an error event
+// the whole chain of spans it was captured in, up to the local root, and what
+// its span did last; package dedup then knows which errors enclose which, and
+// whether the span had carried on past a failure inside it. Register it on each TracerProvider of the process:
 //
 //	sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()), ...)
 //
@@ -39,18 +40,15 @@ func NewSpanProcessor() *SpanProcessor {
 	return &SpanProcessor{}
 }
 
-// OnStart records s's parent.
+// OnStart records s and its parent.
 func (*SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
-	if p := s.Parent(); p.IsValid() {
-		ancestry.Record(s.SpanContext().SpanID(), p.SpanID())
-	}
+	ancestry.Record(s.SpanContext().SpanID(), s.Parent().SpanID())
 }
 
-// OnEnd forgets s.
+// OnEnd forgets s, and notes on its parent that s is the child that ended
+// last.
 func (*SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
-	if s.Parent().IsValid() {
-		ancestry.Forget(s.SpanContext().SpanID())
-	}
+	ancestry.End(s.SpanContext().SpanID(), s.Parent().SpanID())
 }
 
 // Shutdown does nothing: the table holds only live spans.

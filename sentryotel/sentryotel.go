@@ -112,6 +112,7 @@ type spanInfo struct {
 	spanID  trace.SpanID
 	parent  trace.SpanID // zero for a root span or where unknown
 	service string
+	ended   bool // the span had ended when the error was captured
 }
 
 func infoFromSpan(span trace.Span) (spanInfo, bool) {
@@ -124,6 +125,7 @@ func infoFromSpan(span trace.Span) (spanInfo, bool) {
 		if p := ro.Parent(); p.IsValid() {
 			info.parent = p.SpanID()
 		}
+		info.ended = !ro.EndTime().IsZero()
 		if res := ro.Resource(); res != nil {
 			if v, ok := res.Set().Value(serviceNameKey); ok {
 				info.service = v.AsString()
@@ -212,8 +214,8 @@ func (h *hook) stamp(event *sentry.Event, s spanInfo) {
 		delete(tc, keys.ParentSpanIDKey)
 	}
 
-	if s.parent.IsValid() && ancestry.Enabled() {
-		stampAncestors(event, s.parent)
+	if ancestry.Enabled() {
+		stampSpans(event, s)
 	}
 
 	if event.Tags == nil {
@@ -238,24 +240,43 @@ func (h *hook) stamp(event *sentry.Event, s spanInfo) {
 	}
 }
 
-// stampAncestors writes the chain of spans that enclose the event's span,
-// nearest first from its parent, as the SpanProcessor recorded them, in the
-// context keys.ContextTracedup, when it knows more than the parent.
-func stampAncestors(event *sentry.Event, parent trace.SpanID) {
-	var chainBuf [ancestry.MaxDepth]trace.SpanID
-	chain := ancestry.Append(append(chainBuf[:0], parent), parent)
-	if len(chain) < 2 {
-		return // the parent is in the trace context already
-	}
-	var textBuf [ancestry.MaxDepth * 17]byte
-	text := textBuf[:0]
-	for i, id := range chain {
-		if i > 0 {
-			text = append(text, ',')
+// stampSpans writes, in the context keys.ContextTracedup, what the
+// SpanProcessor recorded of the event's span: the chain of spans that
+// enclose it, nearest first from its parent, when it knows more than the
+// parent; and the child of the span that ended last before the capture
+// (sixteen zeros when none had, "ended" when the span itself had ended: its
+// work was over, and what its children did explains nothing captured now).
+func stampSpans(event *sentry.Event, s spanInfo) {
+	var ctx sentry.Context
+	if s.parent.IsValid() {
+		var chainBuf [ancestry.MaxDepth]trace.SpanID
+		chain := ancestry.Append(append(chainBuf[:0], s.parent), s.parent)
+		if len(chain) > 1 { // else the parent is in the trace context already
+			var textBuf [ancestry.MaxDepth * 17]byte
+			text := textBuf[:0]
+			for i, id := range chain {
+				if i > 0 {
+					text = append(text, ',')
+				}
+				text = hex.AppendEncode(text, id[:])
+			}
+			ctx = sentry.Context{keys.AncestorsKey: string(text)}
 		}
-		text = hex.AppendEncode(text, id[:])
 	}
-	event.Contexts[keys.ContextTracedup] = sentry.Context{keys.AncestorsKey: string(text)}
+	last, ok := ancestry.LastChild(s.spanID)
+	if ok || s.ended {
+		if ctx == nil {
+			ctx = make(sentry.Context, 1)
+		}
+		if s.ended {
+			ctx[keys.LastChildKey] = keys.SpanEnded
+		} else {
+			ctx[keys.LastChildKey] = last.String()
+		}
+	}
+	if ctx != nil {
+		event.Contexts[keys.ContextTracedup] = ctx
+	}
 }
 
 // equalString returns v as a string and true when v is a string equal to b.

@@ -244,6 +244,25 @@ var scenarios = []scenario{{
 	},
 	origins: []string{"order: StockError"},
 }, {
+	name: "in one handler: a step that failed, a retry that succeeded, then a bug",
+	build: func(t *testing.T, sys system) (string, string) {
+		order := newService(t, sys, "order", true)
+		tracer := order.tp.Tracer("order")
+		order.mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
+			for attempt := range 2 {
+				ctx, step := tracer.Start(r.Context(), "reserve stock")
+				if attempt == 0 {
+					capture(ctx, &StockError{}) // fails once, and is retried
+				}
+				step.End()
+			}
+			capture(r.Context(), &PriceError{}) // the handler's own bug, after it carried on
+			w.WriteHeader(http.StatusInternalServerError)
+		})
+		return "order", "/orders"
+	},
+	origins: []string{"order: PriceError", "order: StockError"},
+}, {
 	name: "fan-out to two services that both fail",
 	build: func(t *testing.T, sys system) (string, string) {
 		gw, pay, stock := newService(t, sys, "gateway", true), newService(t, sys, "payment", true),

@@ -35,9 +35,16 @@ var table struct {
 }
 
 type shard struct {
-	mu      sync.Mutex
-	parents map[trace.SpanID]trace.SpanID
-	_       [40]byte // keep shards' locks on separate cache lines
+	mu    sync.Mutex
+	spans map[trace.SpanID]entry
+	_     [40]byte // keep shards' locks on separate cache lines
+}
+
+// entry is what the table knows of a live span.
+type entry struct {
+	parent trace.SpanID // zero for a root span
+	// lastChild is the child that ended last, zero while none has.
+	lastChild trace.SpanID
 }
 
 // Enable turns recording on. Until it is called, Record does nothing and
@@ -49,34 +56,59 @@ func Enabled() bool { return table.enabled.Load() }
 
 func shardOf(id trace.SpanID) *shard { return &table.shards[id[7]%numShards] }
 
-// Record notes that span's parent is parent, until Forget(span).
+// Record notes that span started with parent (zero for a root span), until
+// End(span).
 func Record(span, parent trace.SpanID) {
 	s := shardOf(span)
 	s.mu.Lock()
-	if s.parents == nil {
-		s.parents = make(map[trace.SpanID]trace.SpanID)
+	if s.spans == nil {
+		s.spans = make(map[trace.SpanID]entry)
 	}
-	if len(s.parents) < MaxSpans/numShards {
-		s.parents[span] = parent
+	if len(s.spans) < MaxSpans/numShards {
+		s.spans[span] = entry{parent: parent}
 	}
 	s.mu.Unlock()
 }
 
-// Forget drops what Record noted of span.
-func Forget(span trace.SpanID) {
+// End drops what Record noted of span, and notes on its parent, where the
+// parent is recorded, that span is the child that ended last.
+func End(span, parent trace.SpanID) {
 	s := shardOf(span)
 	s.mu.Lock()
-	delete(s.parents, span)
+	delete(s.spans, span)
 	s.mu.Unlock()
+	if !parent.IsValid() {
+		return
+	}
+	p := shardOf(parent)
+	p.mu.Lock()
+	if e, ok := p.spans[parent]; ok {
+		e.lastChild = span
+		p.spans[parent] = e
+	}
+	p.mu.Unlock()
+}
+
+// LastChild returns the child of span that ended last (zero while none
+// has), and whether span is recorded at all.
+func LastChild(span trace.SpanID) (trace.SpanID, bool) {
+	if !Enabled() {
+		return trace.SpanID{}, false
+	}
+	s := shardOf(span)
+	s.mu.Lock()
+	e, ok := s.spans[span]
+	s.mu.Unlock()
+	return e.lastChild, ok
 }
 
 // parentOf returns the recorded parent of span.
 func parentOf(span trace.SpanID) (trace.SpanID, bool) {
 	s := shardOf(span)
 	s.mu.Lock()
-	p, ok := s.parents[span]
+	e, ok := s.spans[span]
 	s.mu.Unlock()
-	return p, ok
+	return e.parent, ok
 }
 
 // Append appends to chain the ancestors of parent, nearest first, that the

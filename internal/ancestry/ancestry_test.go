@@ -22,28 +22,49 @@ func TestChain(t *testing.T) {
 	Record(id(4), id(3))
 	defer func() {
 		for n := uint64(2); n <= 4; n++ {
-			Forget(id(n))
+			End(id(n), id(n-1))
 		}
 	}()
 
 	assert.Equal(t, []trace.SpanID{id(3), id(2), id(1)}, Append([]trace.SpanID{id(3)}, id(3)))
 	assert.Equal(t, []trace.SpanID{id(1)}, Append([]trace.SpanID{id(1)}, id(1)), "the root has no parent")
 
-	Forget(id(3))
+	End(id(3), id(2))
 	assert.Equal(t, []trace.SpanID{id(3)}, Append([]trace.SpanID{id(3)}, id(3)), "an ended span ends the chain")
+}
+
+func TestLastChild(t *testing.T) {
+	Enable()
+	Record(id(20), trace.SpanID{}) // a root span
+	defer End(id(20), trace.SpanID{})
+	last, ok := LastChild(id(20))
+	assert.True(t, ok)
+	assert.False(t, last.IsValid(), "no child has ended")
+
+	Record(id(21), id(20))
+	Record(id(22), id(20))
+	End(id(22), id(20))
+	last, _ = LastChild(id(20))
+	assert.Equal(t, id(22), last)
+	End(id(21), id(20))
+	last, _ = LastChild(id(20))
+	assert.Equal(t, id(21), last, "the child that ended last, not the one started last")
+
+	_, ok = LastChild(id(99))
+	assert.False(t, ok, "not recorded")
 }
 
 func TestChainStopsAtALoopAndAtMaxDepth(t *testing.T) {
 	Enable()
 	Record(id(10), id(11))
 	Record(id(11), id(10))
-	defer Forget(id(10))
-	defer Forget(id(11))
+	defer End(id(10), id(11))
+	defer End(id(11), id(10))
 	assert.Equal(t, []trace.SpanID{id(10), id(11)}, Append([]trace.SpanID{id(10)}, id(10)))
 
 	for n := uint64(100); n < 200; n++ {
 		Record(id(n+1), id(n))
-		defer Forget(id(n + 1))
+		defer End(id(n+1), id(n))
 	}
 	assert.Len(t, Append([]trace.SpanID{id(200)}, id(200)), MaxDepth)
 }
@@ -56,26 +77,28 @@ func TestTableIsBounded(t *testing.T) {
 		Record(id(uint64(i)*numShards), id(1)) // all in shard 0
 	}
 	s.mu.Lock()
-	held := len(s.parents)
+	held := len(s.spans)
 	s.mu.Unlock()
 	assert.Equal(t, MaxSpans/numShards, held)
 	for i := range n {
-		Forget(id(uint64(i) * numShards))
+		End(id(uint64(i)*numShards), id(1))
 	}
 }
 
-// BenchmarkRecordForget is what sentryotel's SpanProcessor adds to every
-// span: one Record as it starts and one Forget as it ends.
-func BenchmarkRecordForget(b *testing.B) {
+// BenchmarkRecordEnd is what sentryotel's SpanProcessor adds to every span:
+// one Record as it starts and one End as it ends, under a live parent.
+func BenchmarkRecordEnd(b *testing.B) {
 	Enable()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		var n uint64
+		parent := id(0x5eed)
+		Record(parent, trace.SpanID{})
 		for pb.Next() {
 			n++
 			span := id(n * 0x9e3779b97f4a7c15)
-			Record(span, id(n))
-			Forget(span)
+			Record(span, parent)
+			End(span, parent)
 		}
 	})
 }
