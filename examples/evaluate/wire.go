@@ -71,6 +71,7 @@ func (w tracedup) Stack(service string, opts sentry.ClientOptions) workload.Stac
 		Window:        w.window,
 	}
 	if w.crossService {
+		st.Grace = dedup.DefaultRequestGrace
 		st.Server = func(h http.Handler) http.Handler { return deduphttp.NewHandler(h, t) }
 		st.Client = func(rt http.RoundTripper) http.RoundTripper { return deduphttp.NewTransport(rt, t) }
 	}

@@ -51,6 +51,11 @@ type Stack struct {
 	// The transport's real window must outlast a Run: Run decides windows
 	// with Flush, once every request of a batch has ended.
 	Window time.Duration
+	// Grace, when not 0, is how long after the last call of a request that
+	// the service served ends the transport decides that request's trace,
+	// within Window (dedup's decision at request end, which needs the
+	// server-side adapter).
+	Grace time.Duration
 }
 
 // Wiring gives each service its Stack. It is the only place that knows what
@@ -107,9 +112,10 @@ func Run(ctx context.Context, plan *Plan, w Wiring, opt RunOptions) (*Outcome, e
 		opt.Batch = 500
 	}
 	d := &driver{plan: plan, nodes: map[int]*Node{}, services: map[string]*service{}, out: &Outcome{Plan: plan},
-		first: map[firstKey]time.Duration{}}
+		first: map[firstKey]time.Duration{}, served: map[servedKey]time.Duration{}}
 	for _, r := range plan.Requests {
 		d.index(r.Root)
+		d.indexServed(r.ID, r.Root)
 	}
 	defer d.shutdown()
 	for _, s := range plan.Graph.Services {
@@ -159,8 +165,9 @@ type driver struct {
 
 	mu      sync.Mutex
 	out     *Outcome
-	first   map[firstKey]time.Duration // a service's first event of a request, per phase
-	pending []lateCapture              // late events of the batch running
+	first   map[firstKey]time.Duration  // a service's first event of a request, per phase
+	pending []lateCapture               // late events of the batch running
+	served  map[servedKey]time.Duration // when a service's last call of a request ended
 }
 
 type firstKey struct {
@@ -184,6 +191,7 @@ type service struct {
 	handler http.Handler
 	out     *http.Client
 	window  time.Duration
+	grace   time.Duration
 }
 
 // propagator is passed to every otelhttp handler and transport: no OTel
@@ -215,6 +223,7 @@ func (d *driver) start(name string, w Wiring) error {
 	}
 	stack := w.Stack(name, opts)
 	s.window = stack.Window
+	s.grace = stack.Grace
 	client, err := sentry.NewClient(stack.Options)
 	if err != nil {
 		return fmt.Errorf("%s: sentry client: %w", name, err)
@@ -460,7 +469,30 @@ func (d *driver) sentAt(s *service, sent Sent) time.Duration {
 	if !ok {
 		first = t.At
 	}
+	if end, served := d.served[servedKey{s.name, t.Request}]; served && s.grace > 0 && !sent.Late {
+		return min(first+s.window, max(end+s.grace, t.At))
+	}
 	return first + s.window
+}
+
+// servedKey names the calls a service served for one request.
+type servedKey struct {
+	service string
+	request int
+}
+
+// indexServed notes, for each service and request, when the last call it
+// served for the request ended.
+func (d *driver) indexServed(req int, n *Node) {
+	k := servedKey{n.Service, req}
+	if n.End > d.served[k] {
+		d.served[k] = n.End
+	}
+	for _, s := range n.Steps {
+		if s.Call != nil {
+			d.indexServed(req, s.Call)
+		}
+	}
 }
 
 func (*recorder) Configure(sentry.ClientOptions)        {}

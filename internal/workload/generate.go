@@ -117,6 +117,8 @@ type Node struct {
 	Service string
 	Steps   []Step
 	Status  int // 200, or 500 when the node failed
+	// End is when the node answers, on the true clock.
+	End time.Duration
 }
 
 // Step is one thing a handler does: call another service, or capture events.
@@ -336,6 +338,7 @@ func (gen *generator) exec(p *position, t time.Duration) (*Node, time.Duration, 
 			capture(evs...)
 		}
 		n.Status = 500
+		n.End = t
 		return n, t, f.incidents[0]
 	}
 	recovered := false
@@ -371,6 +374,7 @@ func (gen *generator) exec(p *position, t time.Duration) (*Node, time.Duration, 
 				capture(ev)
 			}
 			n.Status = 500
+			n.End = t
 			return n, t, inc
 		}
 	}
@@ -381,8 +385,10 @@ func (gen *generator) exec(p *position, t time.Duration) (*Node, time.Duration, 
 				fmt.Sprintf("req %d: assignment to entry in nil map", gen.request), t))
 		}
 		n.Status = 500
+		n.End = t
 		return n, t, inc
 	}
+	n.End = t
 	return n, t, -1
 }
 
