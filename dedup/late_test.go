@@ -105,7 +105,8 @@ func TestLateEventsJudgedTogether(t *testing.T) {
 		time.Sleep(dedup.DefaultWindow) // B's decision waits for release
 		synctest.Wait()
 
-		// A second error on the gateway's span: a symptom of the report.
+		// A second error on the gateway's span: a symptom of the payment
+		// error reported.
 		gateway := errEvent(traceA, "00000000000000a1", "", "gateway", "*main.DownstreamError")
 		gateway.EventID = "gateway-again"
 		// A bank timeout under the payment call explains it: an incident
@@ -127,7 +128,12 @@ func TestLateEventsJudgedTogether(t *testing.T) {
 		got := inner.Events()
 		require.Len(t, got, 4, "A's report, B's report, the bank's, the cache's")
 		assert.Same(t, bank[0], got[2])
-		assert.Equal(t, "2", bank[0].Tags[dedup.TagSuppressed], "the bank's report stands for its repeats")
+		// The bank's timeout explains the gateway's error too.
+		assert.Equal(t, "3", bank[0].Tags[dedup.TagSuppressed], "the bank's report stands for its repeats and the gateway's error")
+		listed := bank[0].Contexts[dedup.ContextKey]["events"].([]map[string]string)
+		require.Len(t, listed, 3)
+		assert.Equal(t, []string{"gateway-again", string(bank[1].EventID), string(bank[2].EventID)},
+			[]string{listed[0]["event_id"], listed[1]["event_id"], listed[2]["event_id"]})
 		assert.Same(t, cache, got[3])
 		assert.Equal(t, int64(1), lateCalls.Load(), "one strategy call for A's late events")
 		st := tr.Stats()
