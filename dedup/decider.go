@@ -3,6 +3,7 @@ package dedup
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -17,9 +18,15 @@ type decider struct {
 
 	mu      sync.Mutex
 	windows []dueWindow
-	lates   []lateEvent
-	stopped bool // Close gave up: what comes is abandoned
-	// backlog is len(windows) + len(lates), for SendEvent to read without
+	// lates lists the traces with late events to judge, oldest first; a
+	// trace's late events wait together in its one entry, found through
+	// lateOf, so that they are judged together.
+	lates  []*lateTrace
+	lateOf map[string]*lateTrace
+	// lateEvents counts the events in lates: WithMaxQueueSize bounds it.
+	lateEvents int
+	stopped    bool // Close gave up: what comes is abandoned
+	// backlog is len(windows) + lateEvents, for SendEvent to read without
 	// the lock.
 	backlog atomic.Int64
 
@@ -33,17 +40,31 @@ type dueWindow struct {
 	w *window
 }
 
-type lateEvent struct {
-	s *shard
-	e rootcause.Error
+// lateTrace is one trace's late events waiting to be judged, with their
+// events, in the order they arrived.
+type lateTrace struct {
+	s       *shard
+	traceID string
+	errs    []rootcause.Error
 }
+
+// lateChunk is how many of a trace's late events one strategy call judges,
+// beside the at most maxRemembered errors remembered of its decision. A call
+// then sees at most 16 + 48 = 64 errors: DefaultMaxEventsPerTrace, so that
+// judging late events costs no more a call than deciding a window early
+// does, and the 64 errors up to which the default strategy allocates
+// nothing. rootcause.Split compares every pair of errors: one call over a
+// storm's thousand queued events would cost some 250 times as much as one
+// over 64, and would hold every other trace's decision that long.
+const lateChunk = 48
 
 func newDecider(t *Transport) *decider {
 	d := &decider{
-		t:    t,
-		wake: make(chan struct{}, 1),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+		t:      t,
+		lateOf: make(map[string]*lateTrace),
+		wake:   make(chan struct{}, 1),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	go d.run()
 	return d
@@ -58,14 +79,22 @@ func (d *decider) window(s *shard, w *window) bool {
 	})
 }
 
-// late queues a late event of s to be judged, unless the queue is full.
+// late queues a late event of s to be judged with the other late events of
+// its trace, unless the queue holds WithMaxQueueSize late events already.
 // s.mu is held.
 func (d *decider) late(s *shard, e rootcause.Error) bool {
 	return d.enqueue(func() bool {
-		if len(d.lates) >= d.t.cfg.maxQueue {
+		if d.lateEvents >= d.t.cfg.maxQueue {
 			return false
 		}
-		d.lates = append(d.lates, lateEvent{s, e})
+		lt := d.lateOf[e.TraceID]
+		if lt == nil {
+			lt = &lateTrace{s: s, traceID: e.TraceID}
+			d.lateOf[e.TraceID] = lt
+			d.lates = append(d.lates, lt)
+		}
+		lt.errs = append(lt.errs, e)
+		d.lateEvents++
 		return true
 	})
 }
@@ -105,10 +134,11 @@ func (d *decider) run() {
 	}
 }
 
-// step decides one due window, or else judges one late event, and reports
-// whether there was one.
+// step decides one due window, or else judges a chunk of the oldest
+// trace's late events, and reports whether there was one.
 func (d *decider) step() bool {
 	d.mu.Lock()
+	done := 1
 	switch {
 	case len(d.windows) > 0:
 		w := d.windows[0]
@@ -120,22 +150,41 @@ func (d *decider) step() bool {
 			d.t.decide(w.s, w.w)
 		}
 	case len(d.lates) > 0:
-		l := d.lates[0]
-		d.lates[0] = lateEvent{}
-		d.lates = d.lates[1:]
-		d.backlog.Add(-1)
+		lt, chunk := d.takeLate()
+		done = len(chunk)
 		d.mu.Unlock()
-		d.t.judgeLate(l.s, l.e)
+		d.t.judgeLate(lt.s, lt.traceID, chunk)
 	default:
 		d.windows, d.lates = nil, nil // let a storm's arrays go
 		d.mu.Unlock()
 		return false
 	}
-	d.t.work.add(-1)
+	d.t.work.add(-done)
 	if d.t.emit.backlog.Load() > int64(d.t.cfg.maxQueue/2) {
 		runtime.Gosched() // let the emitter catch up before deciding more
 	}
 	return true
+}
+
+// takeLate takes at most lateChunk late events of the oldest trace in
+// lates. A trace with more left goes to the back, so that one trace's storm
+// does not hold the others' late events. d.mu is held.
+func (d *decider) takeLate() (*lateTrace, []rootcause.Error) {
+	lt := d.lates[0]
+	d.lates[0] = nil
+	d.lates = d.lates[1:]
+	chunk := lt.errs
+	if len(chunk) > lateChunk {
+		chunk = slices.Clone(lt.errs[:lateChunk])
+		clear(lt.errs[:lateChunk]) // the queue must not keep their events alive
+		lt.errs = lt.errs[lateChunk:]
+		d.lates = append(d.lates, lt)
+	} else {
+		delete(d.lateOf, lt.traceID)
+	}
+	d.lateEvents -= len(chunk)
+	d.backlog.Add(-int64(len(chunk)))
+	return lt, chunk
 }
 
 // abandon stops taking work and counts the events of what is still queued
@@ -144,8 +193,9 @@ func (d *decider) step() bool {
 func (d *decider) abandon() {
 	d.mu.Lock()
 	d.stopped = true
-	windows, lates := d.windows, d.lates
-	d.windows, d.lates = nil, nil
+	windows, lates, lateEvents := d.windows, d.lates, d.lateEvents
+	d.windows, d.lates, d.lateEvents = nil, nil, 0
+	clear(d.lateOf)
 	d.backlog.Store(0)
 	d.mu.Unlock()
 	for _, w := range windows {
@@ -154,10 +204,11 @@ func (d *decider) abandon() {
 			w.s.drop(n, &counts{abandoned: n})
 		}
 	}
-	for _, l := range lates {
-		l.s.drop(1, &counts{abandoned: 1})
+	for _, lt := range lates {
+		n := uint64(len(lt.errs))
+		lt.s.drop(n, &counts{abandoned: n})
 	}
-	d.t.work.add(-len(windows) - len(lates))
+	d.t.work.add(-len(windows) - lateEvents)
 }
 
 // stop ends the goroutine; it waits for it until ctx ends. A goroutine stuck

@@ -59,7 +59,11 @@
 // decided trace that arrives later is judged against the errors the trace
 // had: if it joins the incident of an event that was sent it is suppressed
 // (counted in Stats.Late and Stats.LateSuppressed); otherwise it is sent.
-// Past the memory, an error opens a new window.
+// A trace's late events wait together and are judged together, up to 48 in
+// one strategy call beside the 16 remembered errors: of a new incident among
+// them, one is sent and stands for the others. So a storm in one trace (a
+// retry loop failing thousands of times) costs one call per 48 events, and
+// is one report per incident. Past the memory, an error opens a new window.
 //
 // # What is bounded
 //
@@ -80,8 +84,11 @@
 //     ([DefaultMaxQueueSize], 1,000, sentry-go's own queue size). Past it
 //     events are dropped and counted in Stats.QueueFull, as OTel's
 //     BatchSpanProcessor drops spans.
-//   - Late events waiting to be judged: the same bound; past it they are
-//     sent undecided (Stats.Overflow).
+//   - Late events waiting to be judged, with their bodies, over all traces:
+//     the same bound; past it they are sent undecided (Stats.Overflow).
+//     An event that finds no room in its trace's window while the window
+//     waits for its decision is queued so too, judged against the decision,
+//     before anything passes through.
 //   - Decisions remembered: [WithMemory] ([DefaultMaxRemembered] traces of
 //     at most 16 summaries, for [DefaultMemory]).
 //

@@ -17,18 +17,31 @@ type decision struct {
 }
 
 // maxRemembered bounds the errors remembered for one trace. The sent ones
-// are remembered first.
+// are remembered first: they are what suppresses a late event.
 const maxRemembered = 16
 
-// remember returns d with e added, unless d is full; it never changes the
-// arrays d shares with readers that copied it.
+// remember returns d with e added. When d is full, a sent e takes the place
+// of the newest error d remembers that was not sent, and an e not sent is
+// left out: forgetting a suppressed error can only leave a later event
+// unexplained, and so sent. It never changes the arrays d shares with
+// readers that copied it.
 func (d decision) remember(e rootcause.Error, sent bool) decision {
-	if len(d.errs) >= maxRemembered {
+	e.Event = nil // the memory must not keep the event alive
+	if len(d.errs) < maxRemembered {
+		d.errs = append(slices.Clip(d.errs), e)
+		d.sent = append(slices.Clip(d.sent), sent)
 		return d
 	}
-	e.Event = nil // the memory must not keep the event alive
-	d.errs = append(slices.Clip(d.errs), e)
-	d.sent = append(slices.Clip(d.sent), sent)
+	if !sent {
+		return d
+	}
+	for i := len(d.sent) - 1; i >= 0; i-- {
+		if !d.sent[i] {
+			d.errs, d.sent = slices.Clone(d.errs), slices.Clone(d.sent)
+			d.errs[i], d.sent[i] = e, true
+			break
+		}
+	}
 	return d
 }
 

@@ -40,8 +40,8 @@ const (
 	// decided early.
 	DefaultMaxEventsPerTrace = 64
 	// DefaultMaxQueueSize bounds each of the two queues: the events waiting
-	// to be handed to the inner transport, and the late events waiting to
-	// be judged. It is sentry-go's HTTPTransport's own queue size: 13 MB
+	// to be handed to the inner transport, and the late events, of all
+	// traces, waiting to be judged. It is sentry-go's HTTPTransport's own queue size: 13 MB
 	// each at 13 KB an event.
 	DefaultMaxQueueSize = 1000
 	// DefaultCloseTimeout bounds Close, as sentry-go's Client.Close bounds
@@ -174,8 +174,10 @@ func WithMaxEventsPerTrace(n int) Option {
 // WithMaxQueueSize bounds each of the Transport's two queues: events waiting
 // to be handed to the inner transport (past it they are dropped and counted
 // in Stats.QueueFull, as OTel's BatchSpanProcessor drops spans) and late
-// events waiting to be judged (past it they are sent undecided, counted in
-// Stats.Overflow).
+// events waiting to be judged, with their bodies, counted over all traces
+// (past it they are sent undecided, counted in Stats.Overflow: when in
+// doubt, send). A trace's late events wait together and are judged in
+// chunks of 48, so a storm in one trace costs one strategy call per chunk.
 func WithMaxQueueSize(n int) Option {
 	return positive(n, func(c *config) *int { return &c.maxQueue })
 }

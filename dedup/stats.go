@@ -29,11 +29,15 @@ type Stats struct {
 	PassedThrough uint64
 	// Overflow counts error events sent without a decision for lack of
 	// room: their shard's share of WithMaxHeldEvents was full of windows
-	// already due for a decision, or the queue of late events to judge was
-	// full (WithMaxQueueSize). Deciding the oldest trace early comes first;
+	// already due for a decision and their trace had none, or the queue of
+	// late events to judge held WithMaxQueueSize events. Deciding the oldest trace early comes first;
 	// Overflow grows only when the decisions do not keep up.
 	Overflow uint64
-	// Late counts events that arrived after their trace's report was sent.
+	// Late counts events judged against their trace's decision rather than
+	// in its window: those that arrived after it was decided, or while it
+	// waited for the decision with no room left in its window. A trace's
+	// late events wait together and are judged in chunks, one strategy
+	// call for up to 48 of them with the 16 errors its decision remembers.
 	Late uint64
 	// LateSuppressed counts the late events suppressed as cascades of the
 	// report already sent. They are in Suppressed and Late.

@@ -214,12 +214,17 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 }
 
 // yieldIfBehind lets the Transport's goroutines run when their queues are
-// half full: in a storm that keeps every processor busy, the scheduler would
-// otherwise leave them waiting for a time slice while the queues overflow.
-// It never blocks: runtime.Gosched only yields the processor.
+// half full, or the decider has a chunk of late events to judge: in a storm
+// that keeps every processor busy, the scheduler would otherwise leave them
+// waiting for a time slice while the queues overflow. Past half the late
+// queue it yields a few times. It never blocks: runtime.Gosched only yields
+// the processor.
 func (t *Transport) yieldIfBehind() {
 	half := int64(t.cfg.maxQueue / 2)
-	if t.emit.backlog.Load() > half || t.decider.backlog.Load() > half {
+	if t.emit.backlog.Load() > half || t.decider.backlog.Load() >= lateChunk {
+		runtime.Gosched()
+	}
+	for i := 0; i < 8 && t.decider.backlog.Load() > half/2; i++ {
 		runtime.Gosched()
 	}
 }
@@ -246,6 +251,15 @@ func (t *Transport) admit(s *shard, e *rootcause.Error, now time.Time) (pass boo
 		t.decideEarly(s, s.open.head)
 	}
 	if s.held >= 2*t.heldPerShard || (w == nil && len(s.traces) >= 2*t.tracesPerShard) {
+		if w != nil {
+			// No room in the window: decide it, and judge e against the
+			// decision as a late event, before passing anything through.
+			t.decideEarly(s, w)
+			s.n.late++
+			if t.decider.late(s, *e) {
+				return false
+			}
+		}
 		s.n.overflow++
 		return true
 	}
@@ -272,7 +286,7 @@ func (s *shard) dueTraces() int { return len(s.traces) - s.open.n }
 // decideEarly hands w to the decider before its window ends because a bound
 // was reached. s.mu is held.
 func (t *Transport) decideEarly(s *shard, w *window) {
-	if w == nil {
+	if w == nil || w.due {
 		return
 	}
 	if w.timer.Stop() {
@@ -382,6 +396,9 @@ func (t *Transport) take(s *shard, w *window) bool {
 	delete(s.traces, w.traceID)
 	s.held -= len(w.errs)
 	s.heldDue -= len(w.errs)
+	// Until decide remembers the decision, the trace's later events are
+	// queued as late ones behind it, rather than open a second window.
+	s.decided.put(w.traceID, time.Now(), decision{})
 	return true
 }
 
@@ -429,55 +446,82 @@ func (t *Transport) decide(s *shard, w *window) {
 	t.emit.pushWait(s, send...)
 }
 
-// judgeLate suppresses a late event that joins the incident of an event its
-// trace already sent, and sends it otherwise. Either way it is remembered
-// with the trace's decision. It runs on the decider's goroutine.
-func (t *Transport) judgeLate(s *shard, e rootcause.Error) {
+// judgeLate judges late events of one trace, at most lateChunk of them, in
+// one strategy call with what its decision remembers: a late event that
+// joins the incident of an event the trace already sent is suppressed; of an
+// incident rooted among the late events, the root is sent, standing for the
+// rest; every other late event is sent. Each is then remembered with the
+// trace's decision. It runs on the decider's goroutine.
+func (t *Transport) judgeLate(s *shard, traceID string, late []rootcause.Error) {
 	s.mu.Lock()
-	d, ok := s.decided.get(e.TraceID, time.Now())
+	d, ok := s.decided.get(traceID, time.Now())
 	s.mu.Unlock()
-	if ok && !d.failed && t.explainedBySent(s, d, e) {
-		s.mu.Lock()
-		s.n.pending--
-		s.n.suppressed++
-		s.n.lateSuppressed++
-		t.rememberLate(s, e, false)
-		s.mu.Unlock()
-		return
+	sent := make([]bool, len(late))
+	for i := range sent {
+		sent[i] = true // when in doubt, send
 	}
+	if ok && !d.failed {
+		t.explainLate(s, d, late, sent)
+	}
+	events := make([]*sentry.Event, 0, len(late))
+	for i := range late {
+		if sent[i] {
+			events = append(events, late[i].Event)
+		}
+	}
+	suppressed := uint64(len(late) - len(events))
+	now := time.Now()
 	s.mu.Lock()
-	t.rememberLate(s, e, true)
+	s.n.pending -= suppressed
+	s.n.suppressed += suppressed
+	s.n.lateSuppressed += suppressed
+	if d, ok := s.decided.get(traceID, now); ok && !d.failed {
+		// The sent ones first: they are what suppresses later events.
+		for _, want := range []bool{true, false} {
+			for i := range late {
+				if sent[i] == want {
+					d = d.remember(late[i], want)
+				}
+			}
+		}
+		s.decided.put(traceID, now, d)
+	}
 	s.mu.Unlock()
-	t.emit.pushWait(s, e.Event)
+	t.emit.pushWait(s, events...)
 }
 
-// explainedBySent reports whether the strategy puts e in an incident whose
-// root cause is an event d sent. A failing strategy is counted, and the
-// event is sent.
-func (t *Transport) explainedBySent(s *shard, d decision, e rootcause.Error) bool {
-	errs := append(slices.Clip(d.errs), e)
-	last := len(errs) - 1
+// explainLate splits d's remembered errors and late into incidents and
+// clears sent[i] for each late error that is suppressed: a member, not the
+// root, of an incident whose root d sent or that is itself late (that root
+// is sent, annotated with its late members). A late member of an incident
+// rooted in an error d remembers but did not send stays sent, as does every
+// late error when the strategy fails, which is counted.
+func (t *Transport) explainLate(s *shard, d decision, late []rootcause.Error, sent []bool) {
+	known := len(d.errs)
+	errs := append(slices.Clip(d.errs), late...)
 	incidents, err := rootcause.Incidents(t.cfg.strategy, errs)
 	if err != nil {
 		otel.Handle(err)
 		s.mu.Lock()
 		s.n.strategyFailures++
 		s.mu.Unlock()
-		return false
+		return
 	}
 	for _, inc := range incidents {
-		if slices.Contains(inc.Members, last) {
-			return inc.Root != last && d.sent[inc.Root]
+		if inc.Root < known && !d.sent[inc.Root] {
+			continue
 		}
-	}
-	return false
-}
-
-// rememberLate adds a late event to its trace's decision. s.mu is held.
-func (t *Transport) rememberLate(s *shard, e rootcause.Error, sent bool) {
-	now := time.Now()
-	if d, ok := s.decided.get(e.TraceID, now); ok && !d.failed {
-		s.decided.put(e.TraceID, now, d.remember(e, sent))
+		// Members are ascending: the late ones come after the remembered.
+		first, _ := slices.BinarySearch(inc.Members, known)
+		lateMembers := inc.Members[first:]
+		for _, i := range lateMembers {
+			if i != inc.Root {
+				sent[i-known] = false
+			}
+		}
+		if inc.Root >= known && len(lateMembers) > 1 {
+			t.annotate(errs[inc.Root].Event, errs, rootcause.Incident{Root: inc.Root, Members: lateMembers}, len(incidents))
+		}
 	}
 }
 
