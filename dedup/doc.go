@@ -21,7 +21,9 @@
 // only when it is known to be a symptom of an error that is sent, or of an
 // error a downstream service acknowledged for the call it followed from
 // (below). In one process, an error captured on a span that encloses another
-// error's span is its symptom ([rootcause.Split] has the exact rule); repeats
+// error's span is its symptom, unless (with the span processor) that span had
+// carried on past the failure to another child, a retry that succeeded or a
+// later step ([rootcause.Split] has the exact rule); repeats
 // of one origin (the same service and exception type, as a retried call that
 // fails each time) are one incident. Without the span processor only the
 // spans on which errors were captured link them, so fewer symptoms are known
