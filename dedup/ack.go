@@ -166,7 +166,9 @@ func (in *Incoming) unlink() (last bool) {
 //     a span enclosing it: the handler that made the call, or a step of it
 //     that the call was part of. An error captured on another branch, such
 //     as a sibling goroutine's span, or on a span begun after the call, is
-//     not explained by it.
+//     not explained by it. With sentryotel's span processor, neither is an
+//     error on a span that started other work (another child span) after
+//     the call's: it had carried on past the failure.
 //   - A later call supersedes an earlier one, whatever its outcome, when it
 //     calls the same operation anywhere in the trace (a retry that succeeded,
 //     or failed without an acknowledgement, leaves the earlier failure
@@ -263,11 +265,25 @@ func (a *acks) explain(e *rootcause.Error, now time.Time) (string, bool) {
 	defer s.mu.Unlock()
 	calls, _ := s.calls.get(traceID, now)
 	for i := len(calls) - 1; i >= 0; i-- {
-		if slices.Contains(calls[i].spans, spanID) {
-			return calls[i].reported, true
+		k := slices.Index(calls[i].spans, spanID)
+		if k < 0 {
+			continue
 		}
+		if k > 0 && e.LastChild != "" && !lastChildIs(e.LastChild, calls[i].spans[k-1]) {
+			// The span went on to start other work after the call (or had
+			// ended): it carried on past the failure.
+			continue
+		}
+		return calls[i].reported, true
 	}
 	return "", false
+}
+
+// lastChildIs reports whether last, an Error.LastChild, names span.
+func lastChildIs(last string, span trace.SpanID) bool {
+	var buf [16]byte
+	hex.Encode(buf[:], span[:])
+	return last == string(buf[:])
 }
 
 // acknowledge records id on the call being served that e was captured in:

@@ -27,8 +27,8 @@ type Error struct {
 	// that sentryotel's SpanProcessor records. It is nil where only the
 	// parent is known.
 	Ancestors []string
-	// LastChild is the id of the child of SpanID that ended last before the
-	// error was captured, NoChild when none had, SpanEnded when the span
+	// LastChild is the id of the child of SpanID that started last before
+	// the error was captured, NoChild when none had, SpanEnded when the span
 	// itself had ended (a background goroutine captured on it after its
 	// request), and "" where unknown (no SpanProcessor). A span whose last
 	// child is not the one a failure came through had carried on past that
@@ -46,8 +46,8 @@ type Error struct {
 }
 
 // Values of Error.LastChild that name no span: the span is known to have
-// had no child ended when the error was captured (NoChild), or to have
-// ended itself (SpanEnded).
+// started no child when the error was captured (NoChild), or to have ended
+// itself (SpanEnded).
 const (
 	NoChild   = "0000000000000000"
 	SpanEnded = keys.SpanEnded

@@ -128,10 +128,12 @@ func checkCover(incidents []Incident, n int) string {
 // of them. When both errors come from the same service and B was captured
 // before A, A cannot explain it: one service's errors share a clock, and a
 // symptom does not precede its cause. Where B carries LastChild (the span
-// processor recorded it), A explains B only when its failure came up
-// through that child: a span that went on to another child after the one A
-// is in (a retry that succeeded, a later step) had carried on past A's
-// failure, and B is its own. Errors on the same span explain nothing of each
+// processor recorded it: the child of B's span that started last), A
+// explains B only when its failure came up through that child: a span that
+// went on to start another child after the one A is in (a retry that
+// succeeded, a later step) had carried on past A's failure, and B is its
+// own. A child still running counts: a call whose response body is still
+// open when its caller captures. Errors on the same span explain nothing of each
 // other.
 //
 // Two errors are repeats, one incident, when they come from the same service
@@ -240,7 +242,7 @@ func Split(errs []Error) []Incident {
 }
 
 // throughLastChild reports whether a's failure reached b's span through the
-// child of b's span that ended last before b was captured: otherwise b's
+// child of b's span that started last before b was captured: otherwise b's
 // span had carried on past it (a retry that succeeded, another step) and b
 // is not known to follow from a. Where b's span is not on a's own chain of
 // ancestors (the link runs through other errors), that is not known either.

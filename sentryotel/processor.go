@@ -9,7 +9,7 @@ import (
 )
 
 // SpanProcessor records the parent of every span while it is live, and which
-// of its children ended last, so that the hook can stamp on an error event
+// of its children started last, so that the hook can stamp on an error event
 // the whole chain of spans it was captured in, up to the local root, and what
 // its span did last; package dedup then knows which errors enclose which, and
 // whether the span had carried on past a failure inside it. Register it on each TracerProvider of the process:
@@ -40,15 +40,15 @@ func NewSpanProcessor() *SpanProcessor {
 	return &SpanProcessor{}
 }
 
-// OnStart records s and its parent.
+// OnStart records s and its parent, and notes on the parent that s is its
+// child that started last.
 func (*SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	ancestry.Record(s.SpanContext().SpanID(), s.Parent().SpanID())
 }
 
-// OnEnd forgets s, and notes on its parent that s is the child that ended
-// last.
+// OnEnd forgets s.
 func (*SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
-	ancestry.End(s.SpanContext().SpanID(), s.Parent().SpanID())
+	ancestry.End(s.SpanContext().SpanID())
 }
 
 // Shutdown does nothing: the table holds only live spans.

@@ -243,7 +243,7 @@ func (h *hook) stamp(event *sentry.Event, s spanInfo) {
 // stampSpans writes, in the context keys.ContextTracedup, what the
 // SpanProcessor recorded of the event's span: the chain of spans that
 // enclose it, nearest first from its parent, when it knows more than the
-// parent; and the child of the span that ended last before the capture
+// parent; and the child of the span that started last before the capture
 // (sixteen zeros when none had, "ended" when the span itself had ended: its
 // work was over, and what its children did explains nothing captured now).
 func stampSpans(event *sentry.Event, s spanInfo) {

@@ -263,6 +263,29 @@ var scenarios = []scenario{{
 	},
 	origins: []string{"order: PriceError", "order: StockError"},
 }, {
+	name: "a caller that reports before it closes the response",
+	build: func(t *testing.T, sys system) (string, string) {
+		gw, pay := newService(t, sys, "gateway", true), newService(t, sys, "payment", true)
+		pay.mux.HandleFunc("POST /charge", func(w http.ResponseWriter, r *http.Request) {
+			fail(&PaymentDeclined{}, http.StatusPaymentRequired)(w, r)
+			_, _ = w.Write([]byte(`{"error":"declined"}`))
+		})
+		gw.mux.HandleFunc("POST /checkout", func(w http.ResponseWriter, r *http.Request) {
+			req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, pay.srv.URL+"/charge", nil)
+			resp, err := gw.http.Do(req)
+			if err != nil {
+				panic(err)
+			}
+			defer resp.Body.Close() // the client span is still open at the capture
+			if resp.StatusCode >= 400 {
+				capture(r.Context(), &CallFailed{resp.StatusCode})
+				w.WriteHeader(http.StatusBadGateway)
+			}
+		})
+		return "gateway", "/checkout"
+	},
+	origins: []string{"payment: PaymentDeclined"},
+}, {
 	name: "fan-out to two services that both fail",
 	build: func(t *testing.T, sys system) (string, string) {
 		gw, pay, stock := newService(t, sys, "gateway", true), newService(t, sys, "payment", true),
@@ -360,6 +383,23 @@ var scenarios = []scenario{{
 		return "gateway", "/home"
 	},
 	origins: []string{"recommendation: StockError"},
+}, {
+	name: "graceful degradation into other work, then the caller's own bug",
+	build: func(t *testing.T, sys system) (string, string) {
+		gw, rec := newService(t, sys, "gateway", true), newService(t, sys, "recommendation", true)
+		rec.mux.Handle("POST /recommend", fail(&StockError{}, http.StatusInternalServerError))
+		tracer := gw.tp.Tracer("gateway")
+		gw.mux.HandleFunc("POST /home", func(w http.ResponseWriter, r *http.Request) {
+			if gw.call(r.Context(), rec, "/recommend") >= 500 {
+				_, fallback := tracer.Start(r.Context(), "best sellers from cache")
+				fallback.End()
+			}
+			capture(r.Context(), &PriceError{}) // its own bug, after it carried on
+			w.WriteHeader(http.StatusInternalServerError)
+		})
+		return "gateway", "/home"
+	},
+	origins: []string{"gateway: PriceError", "recommendation: StockError"},
 }, {
 	name: "a service in the middle without tracedup",
 	build: func(t *testing.T, sys system) (string, string) {

@@ -43,7 +43,7 @@ type shard struct {
 // entry is what the table knows of a live span.
 type entry struct {
 	parent trace.SpanID // zero for a root span
-	// lastChild is the child that ended last, zero while none has.
+	// lastChild is the child that started last, zero while none has.
 	lastChild trace.SpanID
 }
 
@@ -57,7 +57,8 @@ func Enabled() bool { return table.enabled.Load() }
 func shardOf(id trace.SpanID) *shard { return &table.shards[id[7]%numShards] }
 
 // Record notes that span started with parent (zero for a root span), until
-// End(span).
+// End(span), and notes on its parent, where the parent is recorded, that span
+// is the child that started last.
 func Record(span, parent trace.SpanID) {
 	s := shardOf(span)
 	s.mu.Lock()
@@ -67,15 +68,6 @@ func Record(span, parent trace.SpanID) {
 	if len(s.spans) < MaxSpans/numShards {
 		s.spans[span] = entry{parent: parent}
 	}
-	s.mu.Unlock()
-}
-
-// End drops what Record noted of span, and notes on its parent, where the
-// parent is recorded, that span is the child that ended last.
-func End(span, parent trace.SpanID) {
-	s := shardOf(span)
-	s.mu.Lock()
-	delete(s.spans, span)
 	s.mu.Unlock()
 	if !parent.IsValid() {
 		return
@@ -89,7 +81,15 @@ func End(span, parent trace.SpanID) {
 	p.mu.Unlock()
 }
 
-// LastChild returns the child of span that ended last (zero while none
+// End drops what Record noted of span.
+func End(span trace.SpanID) {
+	s := shardOf(span)
+	s.mu.Lock()
+	delete(s.spans, span)
+	s.mu.Unlock()
+}
+
+// LastChild returns the child of span that started last (zero while none
 // has), and whether span is recorded at all.
 func LastChild(span trace.SpanID) (trace.SpanID, bool) {
 	if !Enabled() {

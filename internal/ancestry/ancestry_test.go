@@ -22,33 +22,33 @@ func TestChain(t *testing.T) {
 	Record(id(4), id(3))
 	defer func() {
 		for n := uint64(2); n <= 4; n++ {
-			End(id(n), id(n-1))
+			End(id(n))
 		}
 	}()
 
 	assert.Equal(t, []trace.SpanID{id(3), id(2), id(1)}, Append([]trace.SpanID{id(3)}, id(3)))
 	assert.Equal(t, []trace.SpanID{id(1)}, Append([]trace.SpanID{id(1)}, id(1)), "the root has no parent")
 
-	End(id(3), id(2))
+	End(id(3))
 	assert.Equal(t, []trace.SpanID{id(3)}, Append([]trace.SpanID{id(3)}, id(3)), "an ended span ends the chain")
 }
 
 func TestLastChild(t *testing.T) {
 	Enable()
 	Record(id(20), trace.SpanID{}) // a root span
-	defer End(id(20), trace.SpanID{})
+	defer End(id(20))
 	last, ok := LastChild(id(20))
 	assert.True(t, ok)
-	assert.False(t, last.IsValid(), "no child has ended")
+	assert.False(t, last.IsValid(), "no child has started")
 
 	Record(id(21), id(20))
+	last, _ = LastChild(id(20))
+	assert.Equal(t, id(21), last, "a live child counts: a call whose response is still open")
 	Record(id(22), id(20))
-	End(id(22), id(20))
+	End(id(22))
+	End(id(21))
 	last, _ = LastChild(id(20))
-	assert.Equal(t, id(22), last)
-	End(id(21), id(20))
-	last, _ = LastChild(id(20))
-	assert.Equal(t, id(21), last, "the child that ended last, not the one started last")
+	assert.Equal(t, id(22), last, "the child that started last, not the one that ended last")
 
 	_, ok = LastChild(id(99))
 	assert.False(t, ok, "not recorded")
@@ -58,13 +58,13 @@ func TestChainStopsAtALoopAndAtMaxDepth(t *testing.T) {
 	Enable()
 	Record(id(10), id(11))
 	Record(id(11), id(10))
-	defer End(id(10), id(11))
-	defer End(id(11), id(10))
+	defer End(id(10))
+	defer End(id(11))
 	assert.Equal(t, []trace.SpanID{id(10), id(11)}, Append([]trace.SpanID{id(10)}, id(10)))
 
 	for n := uint64(100); n < 200; n++ {
 		Record(id(n+1), id(n))
-		defer End(id(n+1), id(n))
+		defer End(id(n+1))
 	}
 	assert.Len(t, Append([]trace.SpanID{id(200)}, id(200)), MaxDepth)
 }
@@ -81,7 +81,7 @@ func TestTableIsBounded(t *testing.T) {
 	s.mu.Unlock()
 	assert.Equal(t, MaxSpans/numShards, held)
 	for i := range n {
-		End(id(uint64(i)*numShards), id(1))
+		End(id(uint64(i)*numShards))
 	}
 }
 
@@ -98,7 +98,7 @@ func BenchmarkRecordEnd(b *testing.B) {
 			n++
 			span := id(n * 0x9e3779b97f4a7c15)
 			Record(span, parent)
-			End(span, parent)
+			End(span)
 		}
 	})
 }
@@ -113,6 +113,6 @@ func BenchmarkRecordEndSerial(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		span := id(uint64(i+1) * 0x9e3779b97f4a7c15)
 		Record(span, parent)
-		End(span, parent)
+		End(span)
 	}
 }

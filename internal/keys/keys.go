@@ -20,7 +20,7 @@ const (
 	// ContextTracedup is the context in which sentryotel writes what it knows
 	// beyond the trace context; AncestorsKey holds the span ids enclosing the
 	// event's span, nearest first from its parent, comma-separated;
-	// LastChildKey the id of the span's child that ended last before the
+	// LastChildKey the id of the span's child that started last before the
 	// capture, sixteen zeros when none had, SpanEnded when the span itself
 	// had ended.
 	ContextTracedup = "tracedup"
