@@ -64,7 +64,7 @@ func TestChainStopsAtALoopAndAtMaxDepth(t *testing.T) {
 
 	for n := uint64(100); n < 200; n++ {
 		Record(id(n+1), id(n))
-		defer End(id(n+1))
+		defer End(id(n + 1))
 	}
 	assert.Len(t, Append([]trace.SpanID{id(200)}, id(200)), MaxDepth)
 }
@@ -81,7 +81,7 @@ func TestTableIsBounded(t *testing.T) {
 	s.mu.Unlock()
 	assert.Equal(t, MaxSpans/numShards, held)
 	for i := range n {
-		End(id(uint64(i)*numShards))
+		End(id(uint64(i) * numShards))
 	}
 }
 
