@@ -139,31 +139,9 @@ func TestSplit(t *testing.T) {
 			typed(e("B", "", "", 20*ms), "s", "*main.B"),
 		},
 		want: []string{"A<A", "B<B"},
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := rootcause.Incidents(rootcause.Default(), tt.errs)
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, describe(tt.errs, got))
-			assertCover(t, got, len(tt.errs))
-		})
-	}
-}
-
-// last returns err with the id of its span's child that ended last.
-func last(err rootcause.Error, child string) rootcause.Error {
-	err.LastChild = child
-	return err
-}
-
-// TestSplitCarriedOn: with the span processor an error knows which child of
-// its span ended last, and a failure in an earlier child does not explain it.
-func TestSplitCarriedOn(t *testing.T) {
-	tests := []struct {
-		name string
-		errs []rootcause.Error
-		want []string
-	}{{
+	}, {
+		// With the span processor an error knows which child of its span
+		// started last, and a failure in an earlier child does not explain it.
 		name: "the handler failed right after the call that failed: a symptom",
 		errs: []rootcause.Error{
 			typed(within(e("P", "p", "", 10*ms), "c1", "h"), "payment", "*main.PaymentDeclined"),
@@ -205,8 +183,15 @@ func TestSplitCarriedOn(t *testing.T) {
 			got, err := rootcause.Incidents(rootcause.Default(), tt.errs)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, describe(tt.errs, got))
+			assertCover(t, got, len(tt.errs))
 		})
 	}
+}
+
+// last returns err with the id of its span's child that ended last.
+func last(err rootcause.Error, child string) rootcause.Error {
+	err.LastChild = child
+	return err
 }
 
 // assertCover checks that incidents hold every index once, each Root among
