@@ -163,7 +163,7 @@ func TestSplit(t *testing.T) {
 		},
 		want: []string{"D<D,H"},
 	}, {
-		name: "nothing had ended when the handler failed: not its cause",
+		name: "the handler had started no child when it failed: not a symptom",
 		errs: []rootcause.Error{
 			typed(within(e("D", "q", "", 10*ms), "x", "h"), "checkout", "*pq.Error"),
 			typed(last(within(e("H", "h", "", 20*ms)), rootcause.NoChild), "checkout", "*main.HandlerError"),
