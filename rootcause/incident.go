@@ -156,10 +156,29 @@ func Split(errs []Error) []Incident {
 	if n == 1 {
 		return []Incident{{Root: 0, Members: []int{0}}}
 	}
-	enclosing := enclosingSpans(errs)
+	// Only an error whose span is on some error's chain can be explained:
+	// where none is (siblings, repeats, a storm on one span), no link needs
+	// to be followed at all.
+	onChain := make(map[string]bool)
+	for i := range errs {
+		for _, id := range chainOf(&errs[i]) {
+			onChain[id] = true
+		}
+	}
+	candidate := make([]bool, n)
+	linked := false
+	for i := range errs {
+		if id := errs[i].SpanID; id != "" && onChain[id] {
+			candidate[i], linked = true, true
+		}
+	}
+	var enclosing []map[string]struct{}
+	if linked {
+		enclosing = enclosingSpans(errs)
+	}
 	explains := func(a, b int) bool {
 		eb, ea := &errs[b], &errs[a]
-		if eb.SpanID == "" || eb.SpanID == ea.SpanID {
+		if !candidate[b] || eb.SpanID == ea.SpanID {
 			return false
 		}
 		if _, ok := enclosing[a][eb.SpanID]; !ok {
