@@ -96,6 +96,10 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 	return t
 }
 
+// testHookBeforePush, when set by a test, runs between counting an event
+// pending and queueing it for the emitter, where Close can come in between.
+var testHookBeforePush func()
+
 func ceilDiv(n, d int) int { return (n + d - 1) / d }
 
 // shard holds the windows of the traces that hash to it, the decisions it
@@ -208,6 +212,9 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	pass := t.admit(s, &e, now)
 	s.mu.Unlock()
 	if pass {
+		if testHookBeforePush != nil {
+			testHookBeforePush()
+		}
 		t.emit.push(s, event)
 	}
 	t.yieldIfBehind()
@@ -333,6 +340,9 @@ func (t *Transport) passThrough(s *shard, event *sentry.Event, extra *counts) {
 	s.n.pending++
 	s.n.add(extra)
 	s.mu.Unlock()
+	if testHookBeforePush != nil {
+		testHookBeforePush()
+	}
 	t.emit.push(s, event)
 	t.yieldIfBehind()
 }
@@ -632,6 +642,11 @@ func (t *Transport) Close() {
 		}
 		t.decider.stop(ctx)
 		t.emit.stop(ctx)
+		// A SendEvent that counted its event before Close began may queue
+		// it only now, after the goroutines stopped: count it, and
+		// anything after it, as abandoned rather than leave it pending.
+		t.decider.abandon()
+		t.emit.abandon()
 		t.timers.Wait() // every timer was stopped or finds its window gone
 		if t.metrics != nil {
 			_ = t.metrics.Unregister()
