@@ -190,9 +190,10 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	downstream, isCascade := t.acks.explain(&e, now)
 	// Tell the caller of the call this event was captured in that it is
 	// reported: a cascade passes on the id of the event it stands behind.
+	// After Close the event itself reaches nobody: it acknowledges nothing.
 	if isCascade {
 		t.acks.acknowledge(&e, downstream)
-	} else {
+	} else if !t.closed.Load() {
 		t.acks.acknowledge(&e, e.EventID)
 	}
 
