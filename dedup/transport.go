@@ -96,6 +96,10 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 	return t
 }
 
+// testHookBeforePush, when set by a test, runs between counting an event
+// pending and queueing it for the emitter, where Close can come in between.
+var testHookBeforePush func()
+
 func ceilDiv(n, d int) int { return (n + d - 1) / d }
 
 // shard holds the windows of the traces that hash to it, the decisions it
@@ -186,9 +190,10 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	downstream, isCascade := t.acks.explain(&e, now)
 	// Tell the caller of the call this event was captured in that it is
 	// reported: a cascade passes on the id of the event it stands behind.
+	// After Close the event itself reaches nobody: it acknowledges nothing.
 	if isCascade {
 		t.acks.acknowledge(&e, downstream)
-	} else {
+	} else if !t.closed.Load() {
 		t.acks.acknowledge(&e, e.EventID)
 	}
 
@@ -208,6 +213,9 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	pass := t.admit(s, &e, now)
 	s.mu.Unlock()
 	if pass {
+		if testHookBeforePush != nil {
+			testHookBeforePush()
+		}
 		t.emit.push(s, event)
 	}
 	t.yieldIfBehind()
@@ -333,6 +341,9 @@ func (t *Transport) passThrough(s *shard, event *sentry.Event, extra *counts) {
 	s.n.pending++
 	s.n.add(extra)
 	s.mu.Unlock()
+	if testHookBeforePush != nil {
+		testHookBeforePush()
+	}
 	t.emit.push(s, event)
 	t.yieldIfBehind()
 }
@@ -632,6 +643,11 @@ func (t *Transport) Close() {
 		}
 		t.decider.stop(ctx)
 		t.emit.stop(ctx)
+		// A SendEvent that counted its event before Close began may queue
+		// it only now, after the goroutines stopped: count it, and
+		// anything after it, as abandoned rather than leave it pending.
+		t.decider.abandon()
+		t.emit.abandon()
 		t.timers.Wait() // every timer was stopped or finds its window gone
 		if t.metrics != nil {
 			_ = t.metrics.Unregister()

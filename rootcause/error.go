@@ -90,7 +90,7 @@ func FromEvent(event *sentry.Event) Error {
 	}
 	if tc := event.Contexts[keys.ContextTracedup]; tc != nil {
 		if a, _ := tc[keys.AncestorsKey].(string); a != "" {
-			e.Ancestors = strings.Split(a, ",")
+			e.Ancestors = ancestors(a)
 		}
 		e.LastChild, _ = tc[keys.LastChildKey].(string)
 	}
@@ -104,6 +104,26 @@ func FromEvent(event *sentry.Event) Error {
 		}
 	}
 	return e
+}
+
+// maxAncestors bounds the ancestors read from an event: sentryotel stamps at
+// most 32 (ancestry.MaxDepth). An event from elsewhere may carry any number,
+// and every decision and every acknowledgement would walk them all.
+const maxAncestors = 32
+
+// ancestors splits a comma-separated chain, keeping its nearest
+// maxAncestors ids. When it drops some, the ids it keeps are copied, so that
+// what remembers them does not keep the whole string alive.
+func ancestors(a string) []string {
+	ids := strings.SplitN(a, ",", maxAncestors+1)
+	if len(ids) <= maxAncestors {
+		return ids
+	}
+	ids = ids[:maxAncestors]
+	for i := range ids {
+		ids[i] = strings.Clone(ids[i])
+	}
+	return ids
 }
 
 // contextString reads an id from a context map. Only strings count: they are
