@@ -631,6 +631,11 @@ func (t *Transport) Configure(options sentry.ClientOptions) {
 // inner transport; they are counted in Stats.AfterClose. Close is safe to
 // call more than once and from several goroutines; every call returns after
 // the first has finished.
+//
+// The inner transport's own Close is called last, on the caller's
+// goroutine, and is not bounded: sentry-go's transports return from it at
+// once, and abandoning a goroutine still inside a user's transport would
+// only hide the hang. A panic in it is recovered.
 func (t *Transport) Close() {
 	t.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.closeTimeout)
