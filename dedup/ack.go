@@ -59,13 +59,14 @@ func (a *acks) shard(id trace.TraceID) *ackShard { return &a.shards[id[15]%numSh
 // Incoming is a call this service is serving, as the acknowledgement sees it:
 // adapters ask it, when they write the response, whether an error event of
 // the call reached the Transport. Its methods are safe for concurrent use and
-// on a nil *Incoming, which is what calls without a trace get.
+// on a nil *Incoming, which is what calls without a trace get. The zero
+// Incoming tracks nothing, like a nil one, until [Incoming.Begin].
 type Incoming struct {
 	traceID  trace.TraceID
 	spanID   trace.SpanID
 	reported atomic.Pointer[string]
-	next     *Incoming // the trace's next live call, guarded by the shard
-	shard    *ackShard
+	next     *Incoming  // the trace's next live call, guarded by the shard
+	shard    *ackShard  // nil while it tracks nothing
 	t        *Transport // told when the trace's last live call ends
 }
 
@@ -73,17 +74,37 @@ type Incoming struct {
 // (the server span otelhttp or otelgrpc started). Call End when the call is
 // done. It returns nil when ctx has no valid span.
 func (t *Transport) Incoming(ctx context.Context) *Incoming {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
+	in := new(Incoming)
+	if !in.Begin(ctx, t) {
 		return nil
 	}
-	in := &Incoming{traceID: sc.TraceID(), spanID: sc.SpanID(), t: t}
+	return in
+}
+
+// Begin is [Transport.Incoming] in memory the caller owns, for adapters that
+// keep an Incoming per request in pooled state of their own rather than
+// allocate one per call. It starts tracking the call whose span is in ctx
+// and reports whether it does: when ctx has no valid span, in tracks nothing
+// (its methods do what they do on a nil *Incoming).
+//
+// in must be a zero Incoming or one whose End has returned. After End the
+// Transport holds no reference to in, so the owner may Begin it again for
+// another call; it must not use it for the ended call any more (a
+// Reported or End for that call would see the new one).
+func (in *Incoming) Begin(ctx context.Context, t *Transport) bool {
+	in.reported.Store(nil)
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		in.shard, in.next, in.t = nil, nil, nil
+		return false
+	}
+	in.traceID, in.spanID, in.t = sc.TraceID(), sc.SpanID(), t
 	in.shard = t.acks.shard(in.traceID)
 	in.shard.mu.Lock()
 	in.next = in.shard.live[in.traceID]
 	in.shard.live[in.traceID] = in
 	in.shard.mu.Unlock()
-	return in
+	return true
 }
 
 // Reported returns the event id to acknowledge the call with, or "" when no
@@ -108,7 +129,7 @@ func (in *Incoming) Reported() string {
 // (WithRequestGrace) rather than when its window ends. It is safe to call
 // more than once.
 func (in *Incoming) End() {
-	if in == nil {
+	if in == nil || in.shard == nil {
 		return
 	}
 	if in.unlink() && in.t != nil {

@@ -13,7 +13,8 @@ import (
 // writer is the ResponseWriter that NewHandler's handler sees: it sets
 // HeaderReported once, as the final header is written. Writers are pooled,
 // since a handler may not use its ResponseWriter after ServeHTTP returns: on
-// the success path the middleware then allocates nothing of its own.
+// the success path the middleware then allocates nothing of its own (the
+// dedup.Incoming lives in the writer too).
 //
 // What the handler can do with it is what it could do with the writer it
 // wraps: view returns, for each combination of the optional interfaces
@@ -23,8 +24,10 @@ import (
 // wrapped writer by Unwrap; its Flush goes through FlushError, which fails
 // where the wrapped writer cannot flush.
 type writer struct {
-	w     http.ResponseWriter
-	in    *dedup.Incoming
+	w http.ResponseWriter
+	// in is the call being served, tracked in the writer's own memory so
+	// that the middleware allocates nothing per request.
+	in    dedup.Incoming
 	wrote bool
 	// views holds the writer in each combination of interfaces, made once
 	// per pooled writer (an interface of a struct of pointers allocates).
