@@ -213,6 +213,8 @@ func (in *Incoming) unlink() (last bool) {
 //
 // Adapters carry the event id on their transport's response (an HTTP header
 // or a gRPC trailer) and feed it to [Transport.Incoming] and Outgoing.
+// Outgoing keeps a copy of operation, never operation itself: an adapter may
+// pass one built in a buffer it reuses.
 func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
 	span := trace.SpanFromContext(ctx)
 	sc := span.SpanContext()
@@ -233,7 +235,9 @@ func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
 		s.mu.Unlock()
 		return
 	}
-	c := call{operation: operation, caller: caller, reported: reported, spans: spanChain(span)}
+	// A copy, so that operation does not escape: the success path above,
+	// every call's, then costs the adapter no allocation.
+	c := call{operation: strings.Clone(operation), caller: caller, reported: reported, spans: spanChain(span)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	calls, _ := s.calls.get(sc.TraceID(), now)

@@ -2,6 +2,7 @@ package deduphttp
 
 import (
 	"net/http"
+	"unsafe"
 
 	"github.com/tracedup/tracedup/dedup"
 )
@@ -85,6 +86,10 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil && resp != nil {
 		id, _ = dedup.ParseReported(resp.Header.Get(HeaderReported))
 	}
-	rt.t.Outgoing(req.Context(), req.Method+" "+req.URL.Host+req.URL.Path, id)
+	// The operation is method, host and path. Outgoing keeps only a copy of
+	// it, so it is built on the stack: no allocation on the success path.
+	var buf [256]byte
+	op := append(append(append(append(buf[:0], req.Method...), ' '), req.URL.Host...), req.URL.Path...)
+	rt.t.Outgoing(req.Context(), unsafe.String(unsafe.SliceData(op), len(op)), id)
 	return resp, err
 }
