@@ -28,8 +28,12 @@ type acks struct {
 
 type ackShard struct {
 	mu sync.Mutex
-	// live are the calls being served, per trace, newest first.
-	live map[trace.TraceID]*Incoming
+	// live are the calls being served, in no order (each knows its index):
+	// a slice, not a map by trace, since every request adds and removes
+	// one and a shard holds few at a time; the rarer questions (is a call
+	// its trace's last, which call an error event belongs to) scan it.
+	live []*Incoming
+	seq  uint64 // counts the calls begun, to tell the newest apart
 	// calls are the last calls made, per trace and operation.
 	calls *memory[trace.TraceID, []call]
 	_     [64]byte
@@ -48,7 +52,6 @@ func newAcks(maxTraces int, ttl time.Duration) *acks {
 	a := &acks{}
 	perShard := max(1, maxTraces/numShards)
 	for i := range a.shards {
-		a.shards[i].live = make(map[trace.TraceID]*Incoming)
 		a.shards[i].calls = newMemory[trace.TraceID, []call](perShard, ttl)
 	}
 	return a
@@ -65,7 +68,8 @@ type Incoming struct {
 	traceID  trace.TraceID
 	spanID   trace.SpanID
 	reported atomic.Pointer[string]
-	next     *Incoming  // the trace's next live call, guarded by the shard
+	seq      uint64     // when it began among the shard's calls, guarded by the shard
+	index    int        // its index in the shard's live calls, -1 once ended; guarded by the shard
 	shard    *ackShard  // nil while it tracks nothing
 	t        *Transport // told when the trace's last live call ends
 }
@@ -95,14 +99,15 @@ func (in *Incoming) Begin(ctx context.Context, t *Transport) bool {
 	in.reported.Store(nil)
 	sc := trace.SpanContextFromContext(ctx)
 	if !sc.IsValid() {
-		in.shard, in.next, in.t = nil, nil, nil
+		in.shard, in.t = nil, nil
 		return false
 	}
 	in.traceID, in.spanID, in.t = sc.TraceID(), sc.SpanID(), t
 	in.shard = t.acks.shard(in.traceID)
 	in.shard.mu.Lock()
-	in.next = in.shard.live[in.traceID]
-	in.shard.live[in.traceID] = in
+	in.shard.seq++
+	in.seq, in.index = in.shard.seq, len(in.shard.live)
+	in.shard.live = append(in.shard.live, in)
 	in.shard.mu.Unlock()
 	return true
 }
@@ -145,28 +150,29 @@ func (in *Incoming) unlink() (last bool) {
 	s := in.shard
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if calls, ok := s.calls.get(in.traceID, time.Now()); ok {
+	// Most traces recorded no call (their calls succeeded): spare them
+	// the clock.
+	if calls, ok := s.calls.getIfAny(in.traceID); ok {
 		made := func(c call) bool { return slices.Contains(c.spans, in.spanID) }
 		if slices.ContainsFunc(calls, made) {
 			s.calls.put(in.traceID, time.Now(), slices.DeleteFunc(slices.Clone(calls), made))
 		}
 	}
-	head := s.live[in.traceID]
-	if head == in {
-		if in.next == nil {
-			delete(s.live, in.traceID)
-			return true
-		}
-		s.live[in.traceID] = in.next
-		return false
+	if in.index < 0 {
+		return false // ended before
 	}
-	for p := head; p != nil; p = p.next {
-		if p.next == in {
-			p.next = in.next
+	end := len(s.live) - 1
+	moved := s.live[end]
+	s.live[in.index], moved.index = moved, in.index
+	s.live[end] = nil
+	s.live = s.live[:end]
+	in.index = -1
+	for _, l := range s.live {
+		if l.traceID == in.traceID {
 			return false
 		}
 	}
-	return false
+	return true
 }
 
 // Outgoing records the outcome of a call this service made, in the context
@@ -306,12 +312,18 @@ func (a *acks) acknowledge(e *rootcause.Error, id string) {
 	s := a.shard(traceID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	head := s.live[traceID]
-	if head == nil {
-		return
-	}
-	var match *Incoming
-	for in := head; in != nil && match == nil; in = in.next {
+	// The newest matching call: a call nested in another of the trace
+	// (served by this process for itself) is more precise than the outer.
+	var match, only *Incoming
+	n := 0
+	for _, in := range s.live {
+		if in.traceID != traceID {
+			continue
+		}
+		n, only = n+1, in
+		if match != nil && in.seq < match.seq {
+			continue
+		}
 		var buf [16]byte
 		hex.Encode(buf[:], in.spanID[:])
 		if sid := buf[:]; string(sid) == e.SpanID || string(sid) == e.ParentSpanID ||
@@ -319,8 +331,8 @@ func (a *acks) acknowledge(e *rootcause.Error, id string) {
 			match = in
 		}
 	}
-	if match == nil && head.next == nil {
-		match = head
+	if match == nil && n == 1 {
+		match = only
 	}
 	if match != nil {
 		match.reported.CompareAndSwap(nil, &id)

@@ -5,12 +5,15 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/getsentry/sentry-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/internal/keys"
 	"github.com/tracedup/tracedup/internal/sentrytest"
+	"github.com/tracedup/tracedup/sentryotel"
 )
 
 // spanCtx returns a context whose span is spanID in traceID.
@@ -55,6 +58,50 @@ func TestIncomingBeginAgainCarriesNothingOver(t *testing.T) {
 		tr.SendEvent(cascade(traceB)[1])
 		assert.Empty(t, in.Reported())
 		in.End()
+		assertInvariant(t, tr.Stats())
+	})
+}
+
+// The live calls of a shard: an error event belongs to the call whose span
+// it was captured in, whatever else the shard serves, and a call's end is
+// its trace's last only when no other call of the trace is live.
+func TestLiveCallsOfAShard(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := dedup.NewTransport(sentrytest.NewTransport())
+		defer tr.Close()
+		const sameShard = "4bf92f3577b34da6a3ce929d0e0e475c" // its last byte is traceA's modulo the shards
+		outer := tr.Incoming(spanCtx(t, traceA, "00000000000000a1"))
+		other := tr.Incoming(spanCtx(t, sameShard, "00000000000000a1"))
+		nested := tr.Incoming(spanCtx(t, traceA, "00000000000000b2"))
+		payment := cascade(traceA)[0] // captured on c3, a child of b2
+		tr.SendEvent(payment)
+		assert.Equal(t, string(payment.EventID), nested.Reported(), "the call it was captured in")
+		assert.Empty(t, outer.Reported())
+		assert.Empty(t, other.Reported(), "another trace's call")
+
+		outer.End()
+		assert.Zero(t, tr.Stats().RequestEnded, "a call of the trace is still live")
+		other.End()
+		assert.Zero(t, tr.Stats().RequestEnded, "another trace's end says nothing of this one")
+		nested.End()
+		assert.Equal(t, uint64(1), tr.Stats().RequestEnded, "the trace's last live call ended")
+		nested.End()
+		assert.Equal(t, uint64(1), tr.Stats().RequestEnded, "twice is harmless")
+
+		// An event both calls enclose belongs to the newest, the nested one.
+		deep := errEvent(traceA, "00000000000000d4", "00000000000000c3", "payment", "*main.LedgerError")
+		deep.Contexts[keys.ContextTracedup] = sentry.Context{keys.AncestorsKey: "00000000000000c3,00000000000000b2,00000000000000a1"}
+		outer2 := tr.Incoming(spanCtx(t, traceB, "00000000000000a1"))
+		nested2 := tr.Incoming(spanCtx(t, traceB, "00000000000000b2"))
+		deep.Tags[sentryotel.TagTraceID] = traceB
+		deep.Contexts["trace"]["trace_id"] = traceB
+		tr.SendEvent(deep)
+		assert.Equal(t, string(deep.EventID), nested2.Reported(), "the newest call that encloses it")
+		assert.Empty(t, outer2.Reported())
+		nested2.End()
+		outer2.End()
+		assert.Equal(t, uint64(2), tr.Stats().RequestEnded)
+
 		assertInvariant(t, tr.Stats())
 	})
 }
