@@ -13,7 +13,6 @@ import (
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/internal/keys"
 	"github.com/tracedup/tracedup/internal/sentrytest"
-	"github.com/tracedup/tracedup/sentryotel"
 )
 
 // spanCtx returns a context whose span is spanID in traceID.
@@ -89,12 +88,10 @@ func TestLiveCallsOfAShard(t *testing.T) {
 		assert.Equal(t, uint64(1), tr.Stats().RequestEnded, "twice is harmless")
 
 		// An event both calls enclose belongs to the newest, the nested one.
-		deep := errEvent(traceA, "00000000000000d4", "00000000000000c3", "payment", "*main.LedgerError")
+		deep := errEvent(traceB, "00000000000000d4", "00000000000000c3", "payment", "*main.LedgerError")
 		deep.Contexts[keys.ContextTracedup] = sentry.Context{keys.AncestorsKey: "00000000000000c3,00000000000000b2,00000000000000a1"}
 		outer2 := tr.Incoming(spanCtx(t, traceB, "00000000000000a1"))
 		nested2 := tr.Incoming(spanCtx(t, traceB, "00000000000000b2"))
-		deep.Tags[sentryotel.TagTraceID] = traceB
-		deep.Contexts["trace"]["trace_id"] = traceB
 		tr.SendEvent(deep)
 		assert.Equal(t, string(deep.EventID), nested2.Reported(), "the newest call that encloses it")
 		assert.Empty(t, outer2.Reported())
