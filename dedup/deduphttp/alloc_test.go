@@ -6,26 +6,16 @@
 package deduphttp_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/dedup/deduphttp"
 	"github.com/tracedup/tracedup/internal/sentrytest"
 )
-
-func sampledCtx() context.Context {
-	return trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID:    trace.TraceID{0x0a, 0xf7, 1},
-		SpanID:     trace.SpanID{0xb2},
-		TraceFlags: trace.FlagsSampled,
-	}))
-}
 
 var okBody = []byte("ok")
 

@@ -10,11 +10,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/dedup/deduphttp"
 	"github.com/tracedup/tracedup/internal/sentrytest"
 )
+
+// sampledCtx has a sampled span context, as otelhttp would put there.
+func sampledCtx() context.Context {
+	return trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{0x0a, 0xf7, 1},
+		SpanID:     trace.SpanID{0xb2},
+		TraceFlags: trace.FlagsSampled,
+	}))
+}
 
 // The writers (and the Incoming in each) are pooled: a request's
 // acknowledgement must not reach another request, however requests
@@ -57,4 +67,33 @@ func TestPooledWritersCarryNothingOver(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A pooled writer remembers the type of the writer it wrapped last: one of
+// another type must still get a view with exactly its own interfaces.
+func TestPooledWriterFollowsTheWrappedType(t *testing.T) {
+	tr := dedup.NewTransport(sentrytest.NewTransport())
+	t.Cleanup(tr.Close)
+	var hijacker, flusher bool
+	h := deduphttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, hijacker = w.(http.Hijacker)
+		_, flusher = w.(http.Flusher)
+	}), tr)
+	req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(sampledCtx())
+	for i := range 12 {
+		var w http.ResponseWriter
+		switch i % 3 {
+		case 0:
+			w = &plainWriter{header: http.Header{}}
+		case 1:
+			w = &hijackWriter{plainWriter{header: http.Header{}}}
+		default:
+			w = httptest.NewRecorder()
+		}
+		_, wantHijacker := w.(http.Hijacker)
+		_, wantFlusher := w.(http.Flusher)
+		h.ServeHTTP(w, req)
+		assert.Equal(t, wantHijacker, hijacker, "request %d, %T: http.Hijacker", i, w)
+		assert.Equal(t, wantFlusher, flusher, "request %d, %T: http.Flusher", i, w)
+	}
 }
