@@ -95,7 +95,8 @@ func (t *Transport) Incoming(ctx context.Context) *Incoming {
 // in must be a zero Incoming or one whose End has returned. After End the
 // Transport holds no reference to in, so the owner may Begin it again for
 // another call; it must not use it for the ended call any more (a
-// Reported or End for that call would see the new one).
+// Reported or End for that call would see the new one). Unlike its other
+// methods, Begin must not run concurrently with another method of in.
 func (in *Incoming) Begin(ctx context.Context, t *Transport) bool {
 	in.reported.Store(nil)
 	sc := trace.SpanContextFromContext(ctx)
