@@ -252,19 +252,19 @@ func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
 		return
 	}
 	s := t.acks.shard(sc.TraceID())
-	now := time.Now()
 	caller := callerOf(span)
 	superseded := func(c call) bool { return c.operation == operation || c.caller == caller }
 	if reported == "" {
 		// The common case, on every successful call: nothing to record
 		// unless it supersedes an acknowledged call.
 		s.mu.Lock()
-		if calls, ok := s.calls.get(sc.TraceID(), now); ok && slices.ContainsFunc(calls, superseded) {
-			s.calls.put(sc.TraceID(), now, slices.DeleteFunc(slices.Clone(calls), superseded))
+		if calls, ok := s.calls.getIfAny(sc.TraceID()); ok && slices.ContainsFunc(calls, superseded) {
+			s.calls.put(sc.TraceID(), time.Now(), slices.DeleteFunc(slices.Clone(calls), superseded))
 		}
 		s.mu.Unlock()
 		return
 	}
+	now := time.Now()
 	// A copy, so that operation does not escape: the success path above,
 	// every call's, then costs the adapter no allocation.
 	c := call{operation: strings.Clone(operation), caller: caller, reported: reported, spans: spanChain(span)}
