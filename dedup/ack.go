@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"slices"
 	"strings"
@@ -28,8 +29,12 @@ type acks struct {
 
 type ackShard struct {
 	mu sync.Mutex
-	// live are the calls being served, per trace, newest first.
-	live map[trace.TraceID]*Incoming
+	// live are the calls being served, in no order (each knows its index):
+	// a slice, not a map by trace, since every request adds and removes
+	// one and a shard holds few at a time; the rarer questions (is a call
+	// its trace's last, which call an error event belongs to) scan it.
+	live []*Incoming
+	seq  uint64 // counts the calls begun, to tell the newest apart
 	// calls are the last calls made, per trace and operation.
 	calls *memory[trace.TraceID, []call]
 	_     [64]byte
@@ -48,7 +53,6 @@ func newAcks(maxTraces int, ttl time.Duration) *acks {
 	a := &acks{}
 	perShard := max(1, maxTraces/numShards)
 	for i := range a.shards {
-		a.shards[i].live = make(map[trace.TraceID]*Incoming)
 		a.shards[i].calls = newMemory[trace.TraceID, []call](perShard, ttl)
 	}
 	return a
@@ -59,13 +63,15 @@ func (a *acks) shard(id trace.TraceID) *ackShard { return &a.shards[id[15]%numSh
 // Incoming is a call this service is serving, as the acknowledgement sees it:
 // adapters ask it, when they write the response, whether an error event of
 // the call reached the Transport. Its methods are safe for concurrent use and
-// on a nil *Incoming, which is what calls without a trace get.
+// on a nil *Incoming, which is what calls without a trace get. The zero
+// Incoming tracks nothing, like a nil one, until [Incoming.Begin].
 type Incoming struct {
 	traceID  trace.TraceID
 	spanID   trace.SpanID
 	reported atomic.Pointer[string]
-	next     *Incoming // the trace's next live call, guarded by the shard
-	shard    *ackShard
+	seq      uint64     // when it began among the shard's calls, guarded by the shard
+	index    int        // its index in the shard's live calls, -1 once ended; guarded by the shard
+	shard    *ackShard  // nil while it tracks nothing
 	t        *Transport // told when the trace's last live call ends
 }
 
@@ -73,17 +79,39 @@ type Incoming struct {
 // (the server span otelhttp or otelgrpc started). Call End when the call is
 // done. It returns nil when ctx has no valid span.
 func (t *Transport) Incoming(ctx context.Context) *Incoming {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
+	in := new(Incoming)
+	if !in.Begin(ctx, t) {
 		return nil
 	}
-	in := &Incoming{traceID: sc.TraceID(), spanID: sc.SpanID(), t: t}
+	return in
+}
+
+// Begin is [Transport.Incoming] in memory the caller owns, for adapters that
+// keep an Incoming per request in pooled state of their own rather than
+// allocate one per call. It starts tracking the call whose span is in ctx
+// and reports whether it does: when ctx has no valid span, in tracks nothing
+// (its methods do what they do on a nil *Incoming).
+//
+// in must be a zero Incoming or one whose End has returned. After End the
+// Transport holds no reference to in, so the owner may Begin it again for
+// another call; it must not use it for the ended call any more (a
+// Reported or End for that call would see the new one). Unlike its other
+// methods, Begin must not run concurrently with another method of in.
+func (in *Incoming) Begin(ctx context.Context, t *Transport) bool {
+	in.reported.Store(nil)
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		in.shard, in.t = nil, nil
+		return false
+	}
+	in.traceID, in.spanID, in.t = sc.TraceID(), sc.SpanID(), t
 	in.shard = t.acks.shard(in.traceID)
 	in.shard.mu.Lock()
-	in.next = in.shard.live[in.traceID]
-	in.shard.live[in.traceID] = in
+	in.shard.seq++
+	in.seq, in.index = in.shard.seq, len(in.shard.live)
+	in.shard.live = append(in.shard.live, in)
 	in.shard.mu.Unlock()
-	return in
+	return true
 }
 
 // Reported returns the event id to acknowledge the call with, or "" when no
@@ -108,14 +136,36 @@ func (in *Incoming) Reported() string {
 // (WithRequestGrace) rather than when its window ends. It is safe to call
 // more than once.
 func (in *Incoming) End() {
-	if in == nil {
+	if in == nil || in.shard == nil {
 		return
 	}
 	if in.unlink() && in.t != nil {
-		var id [32]byte
-		hex.Encode(id[:], in.traceID[:])
+		id := traceHex(in.traceID)
 		in.t.requestEnded(id[:])
 	}
+}
+
+// traceHex returns id in lowercase hex, as the events carry it. End runs
+// it on every request: it turns four bytes at a time into their eight
+// digits with word arithmetic, at a fifth of hex.Encode's cost.
+func traceHex(id trace.TraceID) (h [32]byte) {
+	for i := 0; i < len(id); i += 4 {
+		binary.BigEndian.PutUint64(h[2*i:], hexWord(binary.BigEndian.Uint32(id[i:])))
+	}
+	return h
+}
+
+// hexWord returns the eight hex digits of v, the first in the top byte.
+func hexWord(v uint32) uint64 {
+	// One nibble a byte, in order: 0x12345678 -> 0x0102030405060708.
+	x := uint64(v)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff
+	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+	// Each nibble n to '0'+n, plus 'a'-'0'-10 where n > 9 (n+6 carries
+	// into the byte's fifth bit).
+	letters := (x + 0x0606060606060606) >> 4 & 0x0101010101010101
+	return x + 0x3030303030303030 + letters*('a'-'0'-10)
 }
 
 // unlink removes in from the live calls, forgets the calls made while
@@ -124,28 +174,29 @@ func (in *Incoming) unlink() (last bool) {
 	s := in.shard
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if calls, ok := s.calls.get(in.traceID, time.Now()); ok {
+	// Most traces recorded no call (their calls succeeded): spare them
+	// the clock.
+	if calls, ok := s.calls.getIfAny(in.traceID); ok {
 		made := func(c call) bool { return slices.Contains(c.spans, in.spanID) }
 		if slices.ContainsFunc(calls, made) {
 			s.calls.put(in.traceID, time.Now(), slices.DeleteFunc(slices.Clone(calls), made))
 		}
 	}
-	head := s.live[in.traceID]
-	if head == in {
-		if in.next == nil {
-			delete(s.live, in.traceID)
-			return true
-		}
-		s.live[in.traceID] = in.next
-		return false
+	if in.index < 0 {
+		return false // ended before
 	}
-	for p := head; p != nil; p = p.next {
-		if p.next == in {
-			p.next = in.next
+	end := len(s.live) - 1
+	moved := s.live[end]
+	s.live[in.index], moved.index = moved, in.index
+	s.live[end] = nil
+	s.live = s.live[:end]
+	in.index = -1
+	for _, l := range s.live {
+		if l.traceID == in.traceID {
 			return false
 		}
 	}
-	return false
+	return true
 }
 
 // Outgoing records the outcome of a call this service made, in the context
@@ -194,6 +245,8 @@ func (in *Incoming) unlink() (last bool) {
 //
 // Adapters carry the event id on their transport's response (an HTTP header
 // or a gRPC trailer) and feed it to [Transport.Incoming] and Outgoing.
+// Outgoing keeps a copy of operation, never operation itself: an adapter may
+// pass one built in a buffer it reuses.
 func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
 	span := trace.SpanFromContext(ctx)
 	sc := span.SpanContext()
@@ -201,20 +254,22 @@ func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
 		return
 	}
 	s := t.acks.shard(sc.TraceID())
-	now := time.Now()
 	caller := callerOf(span)
 	superseded := func(c call) bool { return c.operation == operation || c.caller == caller }
 	if reported == "" {
 		// The common case, on every successful call: nothing to record
 		// unless it supersedes an acknowledged call.
 		s.mu.Lock()
-		if calls, ok := s.calls.get(sc.TraceID(), now); ok && slices.ContainsFunc(calls, superseded) {
-			s.calls.put(sc.TraceID(), now, slices.DeleteFunc(slices.Clone(calls), superseded))
+		if calls, ok := s.calls.getIfAny(sc.TraceID()); ok && slices.ContainsFunc(calls, superseded) {
+			s.calls.put(sc.TraceID(), time.Now(), slices.DeleteFunc(slices.Clone(calls), superseded))
 		}
 		s.mu.Unlock()
 		return
 	}
-	c := call{operation: operation, caller: caller, reported: reported, spans: spanChain(span)}
+	now := time.Now()
+	// A copy, so that operation does not escape: the success path above,
+	// every call's, then costs the adapter no allocation.
+	c := call{operation: strings.Clone(operation), caller: caller, reported: reported, spans: spanChain(span)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	calls, _ := s.calls.get(sc.TraceID(), now)
@@ -297,12 +352,18 @@ func (a *acks) acknowledge(e *rootcause.Error, id string) {
 	s := a.shard(traceID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	head := s.live[traceID]
-	if head == nil {
-		return
-	}
-	var match *Incoming
-	for in := head; in != nil && match == nil; in = in.next {
+	// The newest matching call: a call nested in another of the trace
+	// (served by this process for itself) is more precise than the outer.
+	var match, only *Incoming
+	n := 0
+	for _, in := range s.live {
+		if in.traceID != traceID {
+			continue
+		}
+		n, only = n+1, in
+		if match != nil && in.seq < match.seq {
+			continue
+		}
 		var buf [16]byte
 		hex.Encode(buf[:], in.spanID[:])
 		if sid := buf[:]; string(sid) == e.SpanID || string(sid) == e.ParentSpanID ||
@@ -310,8 +371,8 @@ func (a *acks) acknowledge(e *rootcause.Error, id string) {
 			match = in
 		}
 	}
-	if match == nil && head.next == nil {
-		match = head
+	if match == nil && n == 1 {
+		match = only
 	}
 	if match != nil {
 		match.reported.CompareAndSwap(nil, &id)

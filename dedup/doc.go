@@ -136,7 +136,9 @@
 // surface, and [Transport.Outgoing] states the exact rule; the adapters sit
 // beside each other in their own packages: HTTP in deduphttp, gRPC in the
 // module github.com/tracedup/tracedup/dedup/dedupgrpc. A transport of your
-// own (a message queue) needs only those two methods and [ParseReported].
+// own (a message queue) needs only those two methods and [ParseReported];
+// [Incoming.Begin] is Transport.Incoming without the allocation, for an
+// adapter that pools its per-request state, as deduphttp and dedupgrpc do.
 //
 // # Delivery
 //

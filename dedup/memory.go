@@ -75,3 +75,13 @@ func (m *memory[K, V]) get(key K, now time.Time) (V, bool) {
 	}
 	return r.v, true
 }
+
+// getIfAny is get at the present time, without reading the clock when
+// nothing at all is remembered.
+func (m *memory[K, V]) getIfAny(key K) (V, bool) {
+	if m.m.Len() == 0 {
+		var zero V
+		return zero, false
+	}
+	return m.get(key, time.Now())
+}

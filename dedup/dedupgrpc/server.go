@@ -2,6 +2,7 @@ package dedupgrpc
 
 import (
 	"context"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -37,14 +38,27 @@ const TrailerReported = "tracedup-reported"
 func UnaryServerInterceptor(t *dedup.Transport, options ...Option) grpc.UnaryServerInterceptor {
 	cfg := newConfig(options)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		in := t.Incoming(ctx)
-		defer in.End()
-		resp, err := handler(ctx, req)
-		if id := cfg.end(ctx, in, err); id != "" {
-			_ = grpc.SetTrailer(ctx, metadata.Pairs(TrailerReported, id))
-		}
+		in := incomings.Get().(*dedup.Incoming)
+		resp, err := cfg.unary(ctx, t, in, req, handler)
+		// The call has ended: reuse in. (If the handler panicked, in is
+		// dropped.)
+		incomings.Put(in)
 		return resp, err
 	}
+}
+
+// incomings are the server interceptors' dedup.Incoming, pooled: one is in
+// use from a call's start to its end, and nothing holds it after End.
+var incomings = sync.Pool{New: func() any { return new(dedup.Incoming) }}
+
+func (c *config) unary(ctx context.Context, t *dedup.Transport, in *dedup.Incoming, req any, handler grpc.UnaryHandler) (any, error) {
+	in.Begin(ctx, t) // without a span, in tracks nothing
+	defer in.End()
+	resp, err := handler(ctx, req)
+	if id := c.end(ctx, in, err); id != "" {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(TrailerReported, id))
+	}
+	return resp, err
 }
 
 // StreamServerInterceptor is UnaryServerInterceptor for streams: the
@@ -52,15 +66,22 @@ func UnaryServerInterceptor(t *dedup.Transport, options ...Option) grpc.UnarySer
 func StreamServerInterceptor(t *dedup.Transport, options ...Option) grpc.StreamServerInterceptor {
 	cfg := newConfig(options)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx := ss.Context()
-		in := t.Incoming(ctx)
-		defer in.End()
-		err := handler(srv, ss)
-		if id := cfg.end(ctx, in, err); id != "" {
-			ss.SetTrailer(metadata.Pairs(TrailerReported, id))
-		}
+		in := incomings.Get().(*dedup.Incoming)
+		err := cfg.stream(t, in, srv, ss, handler)
+		incomings.Put(in)
 		return err
 	}
+}
+
+func (c *config) stream(t *dedup.Transport, in *dedup.Incoming, srv any, ss grpc.ServerStream, handler grpc.StreamHandler) error {
+	ctx := ss.Context()
+	in.Begin(ctx, t)
+	defer in.End()
+	err := handler(srv, ss)
+	if id := c.end(ctx, in, err); id != "" {
+		ss.SetTrailer(metadata.Pairs(TrailerReported, id))
+	}
+	return err
 }
 
 // end captures err if it is to be, and returns the id to acknowledge the

@@ -2,6 +2,7 @@ package deduphttp
 
 import (
 	"net/http"
+	"unsafe"
 
 	"github.com/tracedup/tracedup/dedup"
 )
@@ -36,22 +37,29 @@ const HeaderReported = "Tracedup-Reported"
 // http.Hijacker, io.ReaderFrom...), as otelhttp's does.
 func NewHandler(next http.Handler, t *dedup.Transport) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in := t.Incoming(r.Context())
-		if in == nil {
+		aw := writers.Get().(*writer)
+		if !aw.in.Begin(r.Context(), t) {
+			writers.Put(aw)
 			next.ServeHTTP(w, r)
 			return
 		}
-		defer in.End()
-		aw := writers.Get().(*writer)
-		aw.w, aw.in, aw.wrote = w, in, false
-		next.ServeHTTP(aw.view(), r)
-		// net/http writes the header itself after a handler that wrote
-		// nothing: set it now, or the caller never hears.
-		aw.final()
-		// A handler may not use its writer after it returned: reuse it.
-		aw.w, aw.in = nil, nil
+		aw.w, aw.wrote = w, false
+		aw.serve(next, r)
+		// A handler may not use its writer after it returned, and the call
+		// has ended: reuse the writer, Incoming included. (If next panicked,
+		// it is dropped.)
+		aw.w = nil
 		writers.Put(aw)
 	})
+}
+
+// serve runs next with the writer and ends the call, also when next panics.
+func (w *writer) serve(next http.Handler, r *http.Request) {
+	defer w.in.End()
+	next.ServeHTTP(w.view(), r)
+	// net/http writes the header itself after a handler that wrote
+	// nothing: set it now, or the caller never hears.
+	w.final()
 }
 
 // NewTransport returns an http.RoundTripper that records with t the outcome
@@ -78,6 +86,10 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil && resp != nil {
 		id, _ = dedup.ParseReported(resp.Header.Get(HeaderReported))
 	}
-	rt.t.Outgoing(req.Context(), req.Method+" "+req.URL.Host+req.URL.Path, id)
+	// The operation is method, host and path. Outgoing keeps only a copy of
+	// it, so it is built on the stack: no allocation on the success path.
+	var buf [256]byte
+	op := append(append(append(append(buf[:0], req.Method...), ' '), req.URL.Host...), req.URL.Path...)
+	rt.t.Outgoing(req.Context(), unsafe.String(unsafe.SliceData(op), len(op)), id)
 	return resp, err
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 
 	"github.com/tracedup/tracedup/dedup"
@@ -13,7 +14,8 @@ import (
 // writer is the ResponseWriter that NewHandler's handler sees: it sets
 // HeaderReported once, as the final header is written. Writers are pooled,
 // since a handler may not use its ResponseWriter after ServeHTTP returns: on
-// the success path the middleware then allocates nothing of its own.
+// the success path the middleware then allocates nothing of its own (the
+// dedup.Incoming lives in the writer too).
 //
 // What the handler can do with it is what it could do with the writer it
 // wraps: view returns, for each combination of the optional interfaces
@@ -23,12 +25,18 @@ import (
 // wrapped writer by Unwrap; its Flush goes through FlushError, which fails
 // where the wrapped writer cannot flush.
 type writer struct {
-	w     http.ResponseWriter
-	in    *dedup.Incoming
+	w http.ResponseWriter
+	// in is the call being served, tracked in the writer's own memory so
+	// that the middleware allocates nothing per request.
+	in    dedup.Incoming
 	wrote bool
 	// views holds the writer in each combination of interfaces, made once
 	// per pooled writer (an interface of a struct of pointers allocates).
 	views [1 << 4]http.ResponseWriter
+	// wrappedType is the type of the last writer wrapped, and wrappedIndex
+	// the index of its view.
+	wrappedType  reflect.Type
+	wrappedIndex int
 }
 
 var writers = sync.Pool{New: func() any { return new(writer) }}
@@ -44,23 +52,35 @@ const (
 // view returns w as a ResponseWriter with the optional interfaces of the
 // writer it wraps.
 func (w *writer) view() http.ResponseWriter {
-	var i int
-	if _, ok := w.w.(http.Flusher); ok {
-		i |= hasFlusher
+	// A server hands every request a writer of one type: ask the type
+	// assertions again only when the type changes.
+	t := reflect.TypeOf(w.w)
+	if t != w.wrappedType {
+		w.wrappedType, w.wrappedIndex = t, viewIndex(w.w)
 	}
-	if _, ok := w.w.(http.Hijacker); ok {
-		i |= hasHijacker
-	}
-	if _, ok := w.w.(io.ReaderFrom); ok {
-		i |= hasReaderFrom
-	}
-	if _, ok := w.w.(http.Pusher); ok {
-		i |= hasPusher
-	}
+	i := w.wrappedIndex
 	if w.views[i] == nil {
 		w.views[i] = makeView(w, i)
 	}
 	return w.views[i]
+}
+
+// viewIndex returns the bits of the optional interfaces that w has.
+func viewIndex(w http.ResponseWriter) int {
+	var i int
+	if _, ok := w.(http.Flusher); ok {
+		i |= hasFlusher
+	}
+	if _, ok := w.(http.Hijacker); ok {
+		i |= hasHijacker
+	}
+	if _, ok := w.(io.ReaderFrom); ok {
+		i |= hasReaderFrom
+	}
+	if _, ok := w.(http.Pusher); ok {
+		i |= hasPusher
+	}
+	return i
 }
 
 // The methods of each optional interface, on a type of their own so that a
