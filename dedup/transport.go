@@ -381,11 +381,14 @@ func (t *Transport) expire(s *shard, w *window) {
 // The id is hex, as the events carry it; it is not kept.
 func (t *Transport) requestEnded(traceID []byte) {
 	s := &t.shards[maphash.Bytes(t.seed, traceID)%numShards]
-	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.traces[string(traceID)]
-	if w == nil || w.due || w.deadline.Sub(now) <= t.cfg.grace {
+	if w == nil || w.due {
+		return // the common case, a request without errors: no clock read
+	}
+	now := time.Now()
+	if w.deadline.Sub(now) <= t.cfg.grace {
 		return
 	}
 	// A timer that cannot be stopped is firing: the window ends anyway.
