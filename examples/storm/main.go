@@ -237,6 +237,10 @@ func storm(name string, tpl *sentry.Event, n int, at func(i int) (trace, pos int
 		inner.n.Load(), s.Suppressed, s.Overflow, s.DecidedEarly, s.Late, s.LateSuppressed, s.Dropped, s.QueueFull)
 	fmt.Printf("  invariant: received %d == emitted %d + suppressed %d + pending %d + dropped %d\n\n",
 		s.Received, s.Emitted, s.Suppressed, s.Pending, s.Dropped)
+	if s.Received != s.Emitted+s.Suppressed+s.Pending+s.Dropped || !flushed || s.Pending != 0 {
+		fmt.Fprintln(os.Stderr, "storm: the counters do not add up, or the flush did not finish")
+		os.Exit(1)
+	}
 }
 
 // requests serves n requests of random latency (1–50 ms), 200 at a time;
