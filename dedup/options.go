@@ -1,6 +1,7 @@
 package dedup
 
 import (
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -83,6 +84,7 @@ type config struct {
 	maxListed         int
 	meterProvider     metric.MeterProvider
 	sendCascades      bool
+	cascadeTypes      []string
 }
 
 func newConfig(options []Option) config {
@@ -241,4 +243,20 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // that want every error in Sentry and alert rules that leave cascades out.
 func WithSendCascades() Option {
 	return optionFunc(func(c *config) { c.sendCascades = true })
+}
+
+// WithCascadeTypes restricts what a downstream acknowledgement explains to
+// errors of the given exception types: the types your code wraps a failed
+// call in (a gateway's DownstreamError), matched as rootcause.DemoteTypes
+// matches them ("DownstreamError" matches "*main.DownstreamError"). An error
+// of another type captured after an acknowledged call is then not known to
+// follow from it, and is deduplicated like any other error of its trace:
+// a caller that degraded gracefully and then failed on its own is reported.
+// Without it, an acknowledgement explains errors of every type.
+func WithCascadeTypes(types ...string) Option {
+	return optionFunc(func(c *config) {
+		if len(types) > 0 {
+			c.cascadeTypes = slices.Clone(types)
+		}
+	})
 }

@@ -119,13 +119,20 @@ func (d demoteTypes) RootCause(errs []Error) int {
 }
 
 func (d demoteTypes) demoted(e *Error) bool {
+	return e.IsType(d.types...)
+}
+
+// IsType reports whether the error's ExceptionType is one of types, matched
+// as [DemoteTypes] matches them: equal, equal without leading '*', or equal
+// to its [Error.ShortType]. An error without an exception type is of none.
+func (e Error) IsType(types ...string) bool {
 	if e.ExceptionType == "" {
 		return false
 	}
 	bare := strings.TrimLeft(e.ExceptionType, "*")
 	short := shortType(e.ExceptionType)
-	for i, t := range d.types {
-		if t == short || d.bare[i] == bare {
+	for _, t := range types {
+		if t == short || strings.TrimLeft(t, "*") == bare {
 			return true
 		}
 	}

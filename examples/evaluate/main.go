@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tracedup/tracedup/internal/workload"
+	"github.com/tracedup/tracedup/rootcause"
 )
 
 func main() {
@@ -147,6 +148,17 @@ func evaluate(ctx context.Context, g *workload.Graph, cfg workload.Config, progr
 					CrossService: cross, Strategy: s.name, Metrics: workload.Score(plan, workload.Reports(o))})
 			}
 		}
+		// The services' own word on what follows from a failed call: the
+		// generator's callers wrap one in DownstreamError.
+		name := "Default, cross-service, cascade types"
+		w := tracedup{strategy: rootcause.Default(), crossService: true, without: without, window: cfg.Window,
+			cascadeTypes: []string{"DownstreamError"}}
+		o, err := workload.Run(ctx, plan, w, runOpts(name))
+		if err != nil {
+			return nil, err
+		}
+		ev.Rows = append(ev.Rows, row{Name: "tracedup " + name + suffix, Partial: partial, Ours: true,
+			CrossService: true, Strategy: "Default", Metrics: workload.Score(plan, workload.Reports(o))})
 	}
 	return ev, nil
 }
@@ -155,11 +167,11 @@ func printTable(w io.Writer, ev *evaluation) {
 	c := ev.Config
 	fmt.Fprintf(w, "graph %s, %d requests, fail %.2f, seed %d; partial rows: %s without tracedup\n\n",
 		ev.Graph, c.Requests, c.Fail, c.Seed, strings.Join(ev.Without, ", "))
-	fmt.Fprintf(w, "%-48s %6s %6s %6s %6s %7s %7s %6s %6s %6s %8s %8s %6s\n",
+	fmt.Fprintf(w, "%-56s %6s %6s %6s %6s %7s %7s %6s %6s %6s %8s %8s %6s\n",
 		"", "in", "sent", "reduc", "limit", "recall", "precis", "named", "hidden", "split", "p50", "p99", "issues")
 	for _, r := range ev.Rows {
 		m := r.Metrics
-		fmt.Fprintf(w, "%-48s %6d %6d %5.1f%% %5.1f%% %6.1f%% %6.1f%% %6s %6d %6d %8s %8s %6d\n",
+		fmt.Fprintf(w, "%-56s %6d %6d %5.1f%% %5.1f%% %6.1f%% %6.1f%% %6s %6d %6d %8s %8s %6d\n",
 			r.Name, m.EventsIn, m.Sent, 100*m.Reduction, 100*m.Limit, 100*m.Recall, 100*m.Precision,
 			fmt.Sprintf("%d/%d", m.Named, m.Incidents), m.Hidden, m.SplitTraces,
 			m.DelayP50.Round(time.Millisecond), m.DelayP99.Round(time.Millisecond), m.Issues)

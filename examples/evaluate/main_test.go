@@ -46,7 +46,15 @@ func rowNamed(t *testing.T, ev *evaluation, name string) row {
 // graph where every service runs tracedup.
 func TestHeadline(t *testing.T) {
 	ev := evaluateSmall(t)
-	require.Len(t, ev.Rows, 2*(3+2*len(strategies))+len(strategies))
+	require.Len(t, ev.Rows, 2*(3+2*len(strategies)+1)+len(strategies))
+
+	// With the callers' own word on which type wraps a failed call, the
+	// acknowledgement can tell a cascade from a caller's own bug: every
+	// incident arrives.
+	for _, name := range []string{"tracedup Default, cross-service, cascade types", "tracedup Default, cross-service, cascade types, partial"} {
+		m := rowNamed(t, ev, name).Metrics
+		assert.Equal(t, 1.0, m.Recall, "%s: recall (%d hidden: %v)", name, m.Hidden, m.HiddenOrigins)
+	}
 
 	old := rowNamed(t, ev, "tracedup OnePerTrace, cross-service").Metrics
 	assert.Positive(t, old.Hidden, "one report per trace, the model before incidents, hides independent failures")

@@ -57,13 +57,17 @@ type tracedup struct {
 	crossService bool
 	without      map[string]bool
 	window       time.Duration // the virtual window
+	// cascadeTypes, when set, are the only types an acknowledgement
+	// explains (dedup.WithCascadeTypes).
+	cascadeTypes []string
 }
 
 func (w tracedup) Stack(service string, opts sentry.ClientOptions) workload.Stack {
 	if w.without[service] {
 		return workload.Stack{Options: opts}
 	}
-	t := dedup.NewTransport(opts.Transport, dedup.WithStrategy(w.strategy), dedup.WithWindow(realWindow))
+	t := dedup.NewTransport(opts.Transport, dedup.WithStrategy(w.strategy), dedup.WithWindow(realWindow),
+		dedup.WithCascadeTypes(w.cascadeTypes...))
 	opts.Transport = t
 	st := workload.Stack{
 		Options:       sentryotel.WrapOptions(opts),

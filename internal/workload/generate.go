@@ -166,6 +166,7 @@ type generator struct {
 	byInc     map[int][]*Event
 	request   int
 	faults    map[*position]*fault
+	ownBugs   map[string]int // a service's own-bug incident in the request
 	executed  []*Node
 	nodeAt    map[*Node]time.Duration
 }
@@ -227,6 +228,7 @@ var originTypes = []string{"TimeoutError", "UnavailableError", "InvalidArgumentE
 func (gen *generator) request1(id int, start time.Duration) *Request {
 	gen.request = id
 	gen.faults = map[*position]*fault{}
+	gen.ownBugs = map[string]int{}
 	gen.executed = nil
 	gen.nodeAt = map[*Node]time.Duration{}
 	failing := gen.chance(gen.cfg.Fail)
@@ -379,7 +381,14 @@ func (gen *generator) exec(p *position, t time.Duration) (*Node, time.Duration, 
 		}
 	}
 	if recovered && gen.chance(gen.cfg.OwnBug) {
-		inc := gen.newIncident()
+		// The same bug of one service hit again in one request (a caller
+		// retried it) is a repeat of one incident, as the design counts
+		// repeats: same service, same exception type.
+		inc, again := gen.ownBugs[p.service]
+		if !again {
+			inc = gen.newIncident()
+			gen.ownBugs[p.service] = inc
+		}
 		if !p.logsOnly {
 			capture(gen.event(p.service, inc, "*"+p.service+".NilMapError",
 				fmt.Sprintf("req %d: assignment to entry in nil map", gen.request), t))
