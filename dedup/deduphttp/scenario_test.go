@@ -543,7 +543,7 @@ func degradeThenFail(t *testing.T, sys system, options ...dedup.Option) (string,
 	rec.mux.Handle("POST /recommend", fail(&StockError{}, http.StatusInternalServerError))
 	gw.mux.HandleFunc("POST /home", func(w http.ResponseWriter, r *http.Request) {
 		_ = gw.call(r.Context(), rec, "/recommend") // falls back, reports nothing
-		capture(r.Context(), &PriceError{})          // its own bug
+		capture(r.Context(), &PriceError{})         // its own bug
 		w.WriteHeader(http.StatusInternalServerError)
 	})
 	return "gateway", "/home"
