@@ -1,6 +1,7 @@
 package dedup_test
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -97,4 +98,36 @@ func ExampleTransport_Stats() {
 	// Output:
 	// received 4; 1 trace held, 1 event passed through
 	// received 4 = emitted 2 + suppressed 2 + pending 0 + dropped 0
+}
+
+// A caller's errors after a call the downstream acknowledged: with
+// WithCascadeTypes only the type the code wraps a failed call in counts as a
+// cascade; its own bug in the same span is reported.
+func ExampleWithCascadeTypes() {
+	tp := sentrytest.TracerProvider("gateway")
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	inner := sentrytest.NewTransport()
+	tr := dedup.NewTransport(inner, dedup.WithCascadeTypes("DownstreamError"))
+	defer tr.Close()
+
+	ctx, span := tp.Tracer("example").Start(context.Background(), "GET /home")
+	// What deduphttp's RoundTripper records when payment answers with
+	// Tracedup-Reported: the call failed, and payment reported why.
+	tr.Outgoing(ctx, "POST payment:8080/charge", "9f2c4a1be0d34c5f8a6b7c8d9e0f1a2b")
+
+	sc := span.SpanContext()
+	for _, typ := range []string{"*main.DownstreamError", "runtime.Error"} {
+		ev := errEvent(sc.TraceID().String(), sc.SpanID().String(), "", "gateway", typ)
+		tr.SendEvent(ev)
+	}
+	span.End()
+	tr.Flush(time.Second)
+
+	for _, ev := range inner.Events() {
+		fmt.Println("sent:", ev.Exception[0].Type)
+	}
+	fmt.Println("cascades:", tr.Stats().Cascades)
+	// Output:
+	// sent: runtime.Error
+	// cascades: 1
 }
