@@ -139,7 +139,7 @@ func (in *Incoming) End() {
 	if in == nil || in.shard == nil {
 		return
 	}
-	if in.unlink() && in.t != nil {
+	if in.unlink() && in.t != nil && in.t.windows.Load() > 0 {
 		id := traceHex(in.traceID)
 		in.t.requestEnded(id[:])
 	}

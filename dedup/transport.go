@@ -58,6 +58,9 @@ type Transport struct {
 	heldPerShard, tracesPerShard int
 
 	spread atomic.Uint32 // spreads events without a trace over the shards
+	// windows counts the open windows across shards, so that the end of a
+	// request without errors, the common case, costs no shard lock.
+	windows atomic.Int64
 	closed atomic.Bool
 	// timers counts window timers that were started and neither stopped nor
 	// finished; Close waits for it, so no timer goroutine outlives Close.
@@ -277,6 +280,7 @@ func (t *Transport) admit(s *shard, e *rootcause.Error, now time.Time) (pass boo
 	if w == nil {
 		w = &window{traceID: e.TraceID, errs: make([]rootcause.Error, 0, 4), deadline: now.Add(t.cfg.window)}
 		s.traces[e.TraceID] = w
+		t.windows.Add(1)
 		s.open.pushBack(w)
 		t.timers.Add(1)
 		w.timer = time.AfterFunc(t.cfg.window, func() { t.expire(s, w) })
@@ -319,6 +323,7 @@ func (t *Transport) makeDue(s *shard, w *window) {
 	if !t.decider.window(s, w) {
 		// Close gave up on the decisions: count the events for it.
 		delete(s.traces, w.traceID)
+		t.windows.Add(-1)
 		n := len(w.errs)
 		s.held -= n
 		s.heldDue -= n
@@ -411,6 +416,7 @@ func (t *Transport) take(s *shard, w *window) bool {
 		return false
 	}
 	delete(s.traces, w.traceID)
+	t.windows.Add(-1)
 	s.held -= len(w.errs)
 	s.heldDue -= len(w.errs)
 	// Until decide remembers the decision, the trace's later events are
