@@ -61,7 +61,7 @@ type Transport struct {
 	// windows counts the open windows across shards, so that the end of a
 	// request without errors, the common case, costs no shard lock.
 	windows atomic.Int64
-	closed atomic.Bool
+	closed  atomic.Bool
 	// timers counts window timers that were started and neither stopped nor
 	// finished; Close waits for it, so no timer goroutine outlives Close.
 	timers    sync.WaitGroup
