@@ -110,6 +110,9 @@ func newConfig(options []Option) config {
 	if c.meterProvider == nil {
 		c.meterProvider = otel.GetMeterProvider()
 	}
+	if _, splits := c.strategy.(rootcause.Splitter); len(c.cascadeTypes) > 0 && !splits {
+		c.strategy = rootcause.CascadeTypes(c.strategy, c.cascadeTypes...)
+	}
 	return c
 }
 
@@ -245,14 +248,17 @@ func WithSendCascades() Option {
 	return optionFunc(func(c *config) { c.sendCascades = true })
 }
 
-// WithCascadeTypes restricts what a downstream acknowledgement explains to
+// WithCascadeTypes restricts what another service's failure explains to
 // errors of the given exception types: the types your code wraps a failed
 // call in (a gateway's DownstreamError), matched as rootcause.DemoteTypes
-// matches them ("DownstreamError" matches "*main.DownstreamError"). An error
-// of another type captured after an acknowledged call is then not known to
-// follow from it, and is deduplicated like any other error of its trace:
+// matches them ("DownstreamError" matches "*main.DownstreamError"). It
+// applies to downstream acknowledgements and, through
+// rootcause.CascadeTypes around the strategy (unless the strategy splits
+// incidents itself), to errors of several services that one Transport sees.
+// An error of another type captured after a failed call is then not known
+// to follow from it, and is deduplicated like any other error of its trace:
 // a caller that degraded gracefully and then failed on its own is reported.
-// Without it, an acknowledgement explains errors of every type.
+// Without it, another service's failure explains errors of every type.
 func WithCascadeTypes(types ...string) Option {
 	return optionFunc(func(c *config) {
 		if len(types) > 0 {

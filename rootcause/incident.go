@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -66,14 +67,28 @@ func Incidents(s Strategy, errs []Error) (incidents []Incident, err error) {
 			incidents, err = nil, &StrategyError{Strategy: Describe(s), Panic: r, Stack: debug.Stack()}
 		}
 	}()
-	if sp, ok := s.(Splitter); ok {
+	strategy := s
+	switch sp := s.(type) {
+	case cascadeTypes:
+		incidents, s = split(errs, sp.typesOrNil()), sp.next
+	case Splitter:
 		incidents = sp.Split(errs)
 		if reason := checkCover(incidents, len(errs)); reason != "" {
 			return nil, &StrategyError{Strategy: Describe(s), Reason: reason}
 		}
 		return incidents, nil
+	default:
+		incidents = Split(errs)
 	}
-	incidents = Split(errs)
+	if reason := nameRoots(s, errs, incidents); reason != "" {
+		return nil, &StrategyError{Strategy: Describe(strategy), Reason: reason}
+	}
+	return incidents, nil
+}
+
+// nameRoots asks s for the root cause of each incident of more than one
+// error, among its members, and returns why an answer was out of range, or "".
+func nameRoots(s Strategy, errs []Error, incidents []Incident) string {
 	var sub []Error
 	for k := range incidents {
 		inc := &incidents[k]
@@ -86,12 +101,11 @@ func Incidents(s Strategy, errs []Error) (incidents []Incident, err error) {
 		}
 		pick := s.RootCause(sub)
 		if pick < 0 || pick >= len(sub) {
-			return nil, &StrategyError{Strategy: Describe(s),
-				Reason: fmt.Sprintf("RootCause returned %d for %d errors", pick, len(sub))}
+			return fmt.Sprintf("RootCause returned %d for %d errors", pick, len(sub))
 		}
 		inc.Root = inc.Members[pick]
 	}
-	return incidents, nil
+	return ""
 }
 
 // checkCover returns why incidents do not split n errors, or "".
@@ -148,7 +162,11 @@ func checkCover(incidents []Incident, n int) string {
 // Links between processes are not known here: a span's chain ends at the
 // service's boundary. Package dedup learns them per call, through the
 // acknowledgement its adapters carry.
-func Split(errs []Error) []Incident {
+func Split(errs []Error) []Incident { return split(errs, nil) }
+
+// split is Split; where cascadeTypes is not nil, an error is a symptom of
+// another service's error only when it is of one of cascadeTypes.
+func split(errs []Error, cascadeTypes []string) []Incident {
 	n := len(errs)
 	if n == 0 {
 		return nil
@@ -185,6 +203,9 @@ func Split(errs []Error) []Incident {
 			return false
 		}
 		if ea.Service == eb.Service && !ea.Timestamp.IsZero() && eb.Timestamp.Before(ea.Timestamp) {
+			return false
+		}
+		if cascadeTypes != nil && ea.Service != eb.Service && !eb.IsType(cascadeTypes...) {
 			return false
 		}
 		return eb.LastChild == "" || throughLastChild(ea, eb)
@@ -360,3 +381,53 @@ func (o onePerTrace) Split(errs []Error) []Incident {
 
 // Description returns "OnePerTrace{" + s's description + "}".
 func (o onePerTrace) Description() string { return "OnePerTrace{" + Describe(o.s) + "}" }
+
+// CascadeTypes returns a [Splitter] that splits a trace as [Split] does,
+// except that an error of one service is a symptom of another service's
+// error only when its exception type is one of types (matched as
+// [DemoteTypes] matches them): the types the code wraps a failed call in,
+// such as a gateway's DownstreamError. Any other error of the caller, such
+// as its own bug after it degraded gracefully, is an incident of its own.
+// next names the root cause of each incident; nil means [Default]. Without
+// types it splits as Split does.
+func CascadeTypes(next Strategy, types ...string) Strategy {
+	if next == nil {
+		next = Default()
+	}
+	return cascadeTypes{next: next, types: slices.Clone(types)}
+}
+
+type cascadeTypes struct {
+	next  Strategy
+	types []string
+}
+
+// RootCause implements [Strategy]: next's answer.
+func (c cascadeTypes) RootCause(errs []Error) int { return c.next.RootCause(errs) }
+
+// Split implements [Splitter]. A root cause next names out of range is
+// left at -1, which [Incidents] reports as a broken strategy.
+func (c cascadeTypes) Split(errs []Error) []Incident {
+	incidents := split(errs, c.typesOrNil())
+	if nameRoots(c.next, errs, incidents) != "" {
+		for k := range incidents {
+			incidents[k].Root = -1
+		}
+	}
+	return incidents
+}
+
+// typesOrNil returns the types, nil when there are none: then the split is
+// Split's.
+func (c cascadeTypes) typesOrNil() []string {
+	if len(c.types) == 0 {
+		return nil
+	}
+	return c.types
+}
+
+// Description returns "CascadeTypes{" followed by the types, comma-separated,
+// "}->" and next's description.
+func (c cascadeTypes) Description() string {
+	return "CascadeTypes{" + strings.Join(c.types, ",") + "}->" + Describe(c.next)
+}

@@ -318,3 +318,34 @@ func TestIncidentsOfNothing(t *testing.T) {
 	assert.Nil(t, got)
 	assert.Nil(t, rootcause.Split(nil))
 }
+
+// TestCascadeTypes: across services, only errors of the types the code
+// wraps a failed call in follow from the failure; within a service the rule
+// is Split's.
+func TestCascadeTypes(t *testing.T) {
+	errs := []rootcause.Error{
+		typed(within(e("P", "p", "", 10*ms), "c1", "g"), "payment", "*main.PaymentDeclined"),
+		typed(within(e("W", "g", "", 20*ms)), "gateway", "*main.DownstreamError"),
+		typed(within(e("B", "g", "", 30*ms)), "gateway", "runtime.Error"),
+		typed(within(e("Q", "q", "", 5*ms), "p"), "payment", "*pq.Error"),
+	}
+	s := rootcause.CascadeTypes(nil, "DownstreamError")
+	got, err := rootcause.Incidents(s, errs)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"B<B", "Q<P,Q,W"}, describe(errs, got),
+		"the gateway's own bug is its own incident; payment's in-service symptom and the wrapper follow")
+	assert.Equal(t, describe(errs, got), describe(errs, s.(rootcause.Splitter).Split(errs)))
+	assert.Equal(t, "CascadeTypes{DownstreamError}->Deepest{tie:Earliest}", rootcause.Describe(s))
+
+	got, err = rootcause.Incidents(rootcause.Default(), errs)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Q<B,P,Q,W"}, describe(errs, got), "without the types every enclosing error follows")
+
+	got, err = rootcause.Incidents(rootcause.CascadeTypes(nil), errs)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Q<B,P,Q,W"}, describe(errs, got), "no types: Split's rule")
+
+	_, err = rootcause.Incidents(rootcause.CascadeTypes(rootcause.FirstOf(), "DownstreamError"), errs)
+	var se *rootcause.StrategyError
+	assert.ErrorAs(t, err, &se, "a next without an answer is a broken strategy")
+}

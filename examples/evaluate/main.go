@@ -130,6 +130,14 @@ func evaluate(ctx context.Context, g *workload.Graph, cfg workload.Config, progr
 				ev.Rows = append(ev.Rows, row{Name: "tracedup " + name, Ours: true,
 					Strategy: s.name, Metrics: workload.Score(plan, workload.Reports(o))})
 			}
+			name := "Default, one process, cascade types"
+			o, err := workload.Run(ctx, plan, &oneProcess{strategy: rootcause.Default(), window: cfg.Window,
+				cascadeTypes: []string{"DownstreamError"}}, runOpts(name))
+			if err != nil {
+				return nil, err
+			}
+			ev.Rows = append(ev.Rows, row{Name: "tracedup " + name, Ours: true,
+				Strategy: "Default", Metrics: workload.Score(plan, workload.Reports(o))})
 		}
 		for _, cross := range []bool{false, true} {
 			for _, s := range strategies {

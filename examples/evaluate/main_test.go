@@ -46,12 +46,13 @@ func rowNamed(t *testing.T, ev *evaluation, name string) row {
 // graph where every service runs tracedup.
 func TestHeadline(t *testing.T) {
 	ev := evaluateSmall(t)
-	require.Len(t, ev.Rows, 2*(3+2*len(strategies)+1)+len(strategies))
+	require.Len(t, ev.Rows, 2*(3+2*len(strategies)+1)+len(strategies)+1)
 
 	// With the callers' own word on which type wraps a failed call, the
 	// acknowledgement can tell a cascade from a caller's own bug: every
 	// incident arrives.
-	for _, name := range []string{"tracedup Default, cross-service, cascade types", "tracedup Default, cross-service, cascade types, partial"} {
+	for _, name := range []string{"tracedup Default, cross-service, cascade types",
+		"tracedup Default, cross-service, cascade types, partial", "tracedup Default, one process, cascade types"} {
 		m := rowNamed(t, ev, name).Metrics
 		assert.Equal(t, 1.0, m.Recall, "%s: recall (%d hidden: %v)", name, m.Hidden, m.HiddenOrigins)
 	}

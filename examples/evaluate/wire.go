@@ -89,8 +89,9 @@ func (w tracedup) Stack(service string, opts sentry.ClientOptions) workload.Stac
 // incident's root cause among errors of several services. It needs no
 // cross-service adapters.
 type oneProcess struct {
-	strategy rootcause.Strategy
-	window   time.Duration // the virtual window
+	strategy     rootcause.Strategy
+	window       time.Duration // the virtual window
+	cascadeTypes []string      // dedup.WithCascadeTypes
 
 	mu     sync.Mutex
 	shared *dedup.Transport
@@ -102,7 +103,8 @@ func (w *oneProcess) Stack(service string, opts sentry.ClientOptions) workload.S
 	defer w.mu.Unlock()
 	if w.shared == nil {
 		w.demux = demux{}
-		w.shared = dedup.NewTransport(w.demux, dedup.WithStrategy(w.strategy), dedup.WithWindow(realWindow))
+		w.shared = dedup.NewTransport(w.demux, dedup.WithStrategy(w.strategy), dedup.WithWindow(realWindow),
+			dedup.WithCascadeTypes(w.cascadeTypes...))
 	}
 	w.demux[service] = opts.Transport
 	opts.Transport = w.shared
