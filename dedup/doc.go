@@ -29,6 +29,11 @@
 // spans on which errors were captured link them, so fewer symptoms are known
 // and more events are sent; nothing is hidden.
 //
+// A caller that degrades gracefully after a failed call and then fails on
+// its own, with no further call or span, cannot be told from a cascade by the
+// links alone; [WithCascadeTypes] names the exception types the code wraps a
+// failed call in, and only those then follow from another service's failure.
+//
 // Only error events take part: an event with an exception, or at level error
 // or fatal. Messages at lower levels, transactions and events with no trace
 // id go to the inner transport at once, and acknowledge nothing.
