@@ -223,7 +223,13 @@ func (d *deployment) newReporter(name string) (*reporter, error) {
 	// go through the same sending path.
 	var transport sentry.Transport = sentry.NewHTTPTransport()
 	if d.topo.mode == tracedup {
-		opts := []dedup.Option{dedup.WithWindow(d.topo.window)}
+		opts := []dedup.Option{
+			dedup.WithWindow(d.topo.window),
+			// The types the services wrap a failed call in: only these
+			// follow from a downstream failure; any other error of a
+			// caller is its own, and is reported.
+			dedup.WithCascadeTypes("ServiceCallFailed", "DownstreamError"),
+		}
 		if d.topo.sendCascades {
 			opts = append(opts, dedup.WithSendCascades())
 		}
