@@ -259,6 +259,8 @@ func WithSendCascades() Option {
 // to follow from it, and is deduplicated like any other error of its trace:
 // a caller that degraded gracefully and then failed on its own is reported.
 // Without it, another service's failure explains errors of every type.
+// Errors that dedupgrpc.WithCaptureErrors captures are gRPC status errors:
+// name "status.Error" to count a handler that returns its callee's status.
 func WithCascadeTypes(types ...string) Option {
 	return optionFunc(func(c *config) {
 		if len(types) > 0 {
