@@ -115,18 +115,7 @@ func TestProbeSplitIsOrderIndependent(t *testing.T) {
 		for i := range errs {
 			errs[i].Timestamp = t0.Add(time.Duration(i) * time.Millisecond)
 		}
-		ident := make([]int, len(errs))
-		for i := range ident {
-			ident[i] = i
-		}
-		want := partition(rootcause.Split(errs), ident)
-		perm := r.Perm(len(errs))
-		shuffled := make([]rootcause.Error, len(errs))
-		for i, p := range perm {
-			shuffled[i] = errs[p]
-		}
-		got := partition(rootcause.Split(shuffled), perm)
-		if !assert.Equal(t, want, got, "round %d: %+v\nperm %v", round, errs, perm) {
+		if !assertOrderIndependent(t, r, errs, round) {
 			return
 		}
 	}
@@ -201,19 +190,26 @@ func TestProbeSplitIsOrderIndependentOnATree(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for round := range 20000 {
 		errs := treeErrors(r, 2+r.IntN(8), round%2 == 0)
-		ident := make([]int, len(errs))
-		for i := range ident {
-			ident[i] = i
-		}
-		want := partition(rootcause.Split(errs), ident)
-		perm := r.Perm(len(errs))
-		shuffled := make([]rootcause.Error, len(errs))
-		for i, p := range perm {
-			shuffled[i] = errs[p]
-		}
-		got := partition(rootcause.Split(shuffled), perm)
-		if !assert.Equal(t, want, got, "round %d: %+v\nperm %v", round, errs, perm) {
+		if !assertOrderIndependent(t, r, errs, round) {
 			return
 		}
 	}
+}
+
+// assertOrderIndependent checks that Split groups errs the same in one
+// random order as in the given one.
+func assertOrderIndependent(t *testing.T, r *rand.Rand, errs []rootcause.Error, round int) bool {
+	t.Helper()
+	ident := make([]int, len(errs))
+	for i := range ident {
+		ident[i] = i
+	}
+	want := partition(rootcause.Split(errs), ident)
+	perm := r.Perm(len(errs))
+	shuffled := make([]rootcause.Error, len(errs))
+	for i, p := range perm {
+		shuffled[i] = errs[p]
+	}
+	got := partition(rootcause.Split(shuffled), perm)
+	return assert.Equal(t, want, got, "round %d: %+v\nperm %v", round, errs, perm)
 }
