@@ -132,8 +132,8 @@ func checkCover(incidents []Incident, n int) string {
 
 // Split groups the errors of one trace into incidents by what is known of
 // their causes, and only by that: an error whose cause is unknown is an
-// incident of its own. Each Root is the incident's first error that no other
-// of its errors explains.
+// incident of its own. Each Root is the earliest of the incident's errors
+// that no other of its errors explains.
 //
 // Error A explains error B, B being a symptom of A, when B was captured on a
 // span that encloses A's span: B's SpanID is among A's ancestors. A's
@@ -156,7 +156,9 @@ func checkCover(incidents []Incident, n int) string {
 //
 // An incident is a group of repeats that nothing explains, with every error
 // they explain, directly or through its other errors. An error that several
-// incidents explain joins the one that began first. Errors that only explain each other, as
+// incidents explain joins the one that began first. The split does not
+// depend on the order errs are in, nor does each Root (the group's first
+// error by timestamp, then event id). Errors that only explain each other, as
 // bad data in a cycle can, become incidents of their own.
 //
 // Links between processes are not known here: a span's chain ends at the
@@ -227,7 +229,9 @@ func split(errs []Error, cascadeTypes []string) []Incident {
 	}
 	var incidents []Incident
 	var began []time.Time // per incident, its earliest root's timestamp
-	// The roots, grouped by repeat key in order of first appearance.
+	// The roots, grouped by repeat key in order of first appearance. Each
+	// group's Root is its first error by (timestamp, event id, span id),
+	// not by arrival.
 	byKey := make(map[repeatKey]int)
 	for i := range n {
 		if explained[i] {
@@ -235,38 +239,56 @@ func split(errs []Error, cascadeTypes []string) []Incident {
 		}
 		k := keyOf(&errs[i])
 		inc, ok := byKey[k]
-		if !ok {
+		switch {
+		case !ok:
 			inc = len(incidents)
 			byKey[k] = inc
 			incidents = append(incidents, Incident{Root: i})
 			began = append(began, errs[i].Timestamp)
-		} else if before(errs[i].Timestamp, began[inc]) {
+		case precedes(&errs[i], &errs[incidents[inc].Root]):
+			incidents[inc].Root = i
 			began[inc] = errs[i].Timestamp
 		}
 		incidentOf[i] = inc
 	}
-	// Symptoms join the incident of an error that explains them, until no
-	// more do. Of several, the one that began first: the earliest failure
-	// is the likeliest cause, and the answer must not depend on the order
-	// the errors arrived in.
-	for changed := true; changed; {
-		changed = false
-		for b := range n {
-			if incidentOf[b] >= 0 {
-				continue
+	// Symptoms join an incident whose errors explain them, directly or
+	// through other symptoms. Of several, the one that began first: the
+	// earliest failure is the likeliest cause. Every incident's reach is
+	// found before any symptom joins, so that the answer does not depend on
+	// the order the errors arrived in.
+	reach := make([][]int, n) // per symptom, the incidents that reach it
+	var queue []int
+	seen := make([]bool, n)
+	for k := range incidents {
+		clear(seen)
+		queue = queue[:0]
+		for a := range n {
+			if incidentOf[a] == k {
+				queue = append(queue, a)
 			}
-			best := -1
-			for a := range n {
-				if inc := incidentOf[a]; inc >= 0 && explains(a, b) &&
-					(best < 0 || before(began[inc], began[best]) ||
-						!before(began[best], began[inc]) && incidents[inc].Root < incidents[best].Root) {
-					best = inc
+		}
+		for len(queue) > 0 {
+			a := queue[len(queue)-1]
+			queue = queue[:len(queue)-1]
+			for b := range n {
+				if incidentOf[b] < 0 && !seen[b] && explains(a, b) {
+					seen[b] = true
+					reach[b] = append(reach[b], k)
+					queue = append(queue, b)
 				}
 			}
-			if best >= 0 {
-				incidentOf[b] = best
-				changed = true
+		}
+	}
+	for b, ks := range reach {
+		best := -1
+		for _, k := range ks {
+			if best < 0 || before(began[k], began[best]) ||
+				!before(began[best], began[k]) && precedes(&errs[incidents[k].Root], &errs[incidents[best].Root]) {
+				best = k
 			}
+		}
+		if best >= 0 {
+			incidentOf[b] = best
 		}
 	}
 	for i := range n {
@@ -279,6 +301,18 @@ func split(errs []Error, cascadeTypes []string) []Incident {
 		incidents[inc].Members = append(incidents[inc].Members, i)
 	}
 	return incidents
+}
+
+// precedes orders errors independently of their arrival: by timestamp (a
+// known one first), then event id, then span id.
+func precedes(a, b *Error) bool {
+	if before(a.Timestamp, b.Timestamp) || before(b.Timestamp, a.Timestamp) {
+		return before(a.Timestamp, b.Timestamp)
+	}
+	if a.EventID != b.EventID {
+		return a.EventID < b.EventID
+	}
+	return a.SpanID < b.SpanID
 }
 
 // throughLastChild reports whether a's failure reached b's span through the
