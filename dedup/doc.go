@@ -112,8 +112,19 @@
 // stack go to otel.Handle), Abandoned (Close's deadline passed) and
 // AfterClose (sent after Close, which is not handed to the closed inner
 // transport). A strategy that panics or returns a bad index costs nothing:
-// every event it was asked about is sent, the failure is counted in
-// Stats.StrategyFailures and handed to otel.Handle.
+// every event it was asked about is sent (but for those known, by
+// rootcause.Follows, to follow from one of them, whose bodies were let go as
+// they arrived), the failure is counted in Stats.StrategyFailures and handed
+// to otel.Handle.
+//
+// # What is held
+//
+// An error that arrives known to follow from an error its window holds
+// (rootcause.Follows: captured on a span enclosing that error's span) is
+// never sent, so only its summary is kept for the "dedup" context: its
+// event's body is let go at once (it still counts as one held event). Should
+// a strategy name it an incident's root cause, the error it follows from is
+// sent in its place.
 //
 // # Never hurting the host
 //

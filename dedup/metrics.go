@@ -40,7 +40,7 @@ func registerMetrics(t *Transport) metric.Registration {
 	late := counter("tracedup.dedup.late", "Events that arrived after their trace's report was sent.")
 	lateSuppressed := counter("tracedup.dedup.late_suppressed", "Late events suppressed as cascades of the report already sent.")
 	cascades := counter("tracedup.dedup.cascades", "Events of a trace whose error a downstream service reported.")
-	failures := counter("tracedup.dedup.strategy_failures", "Traces whose root-cause strategy failed; all their events were sent.")
+	failures := counter("tracedup.dedup.strategy_failures", "Traces whose root-cause strategy failed; their events were sent, but for known symptoms.")
 	pending := gauge("tracedup.dedup.pending", "Events held, or decided and not yet handed to the inner transport.", "{event}")
 	traces := gauge("tracedup.dedup.traces", "Traces whose window is open.", "{trace}")
 	if err := errors.Join(errs...); err != nil {

@@ -43,7 +43,8 @@ type Stats struct {
 	// report already sent. They are in Suppressed and Late.
 	LateSuppressed uint64
 	// StrategyFailures counts traces whose strategy panicked or returned an
-	// index out of range; all their events were sent.
+	// index out of range; all their events were sent but for those known
+	// to follow from one of them (rootcause.Follows).
 	StrategyFailures uint64
 	// Cascades counts events of a trace whose error a downstream service
 	// reported (see HeaderReported): suppressed, and in Suppressed, or with

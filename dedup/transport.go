@@ -122,8 +122,13 @@ type shard struct {
 
 // window is one trace's error events, held until it is decided.
 type window struct {
-	traceID    string
-	errs       []rootcause.Error // each with its Event
+	traceID string
+	// errs are the trace's errors; an error known to follow from an
+	// earlier one of them (rootcause.Follows) keeps no Event: it is never
+	// sent, so its body is let go at once, and followed names the error it
+	// follows from, at the same index.
+	errs       []rootcause.Error
+	followed   []int32
 	timer      *time.Timer
 	deadline   time.Time
 	due        bool // handed to the decider
@@ -256,6 +261,10 @@ func (t *Transport) admit(s *shard, e *rootcause.Error, now time.Time) (pass boo
 		return true
 	}
 	w := s.traces[e.TraceID]
+	by := -1
+	if w != nil {
+		by = t.follows(w, e)
+	}
 	if w == nil && len(s.traces)-s.dueTraces() >= t.tracesPerShard {
 		t.decideEarly(s, s.open.head)
 	}
@@ -285,14 +294,37 @@ func (t *Transport) admit(s *shard, e *rootcause.Error, now time.Time) (pass boo
 		t.timers.Add(1)
 		w.timer = time.AfterFunc(t.cfg.window, func() { t.expire(s, w) })
 	}
-	w.errs = append(w.errs, *e)
+	if by >= 0 {
+		e.Event = nil // a symptom: its summary is all that is needed
+	}
 	s.held++
 	if w.due {
 		s.heldDue++
-	} else if len(w.errs) >= t.cfg.maxEventsPerTrace {
+	}
+	w.errs = append(w.errs, *e)
+	w.followed = append(w.followed, int32(by))
+	if !w.due && len(w.errs) >= t.cfg.maxEventsPerTrace {
 		t.decideEarly(s, w)
 	}
 	return false
+}
+
+// follows returns the index of an error of w that e is known to follow
+// from (rootcause.Follows, and WithCascadeTypes across services), or -1.
+// That error may itself follow from another: followed leads to one with its
+// body. s.mu is held.
+func (t *Transport) follows(w *window, e *rootcause.Error) int {
+	for i := range w.errs {
+		a := &w.errs[i]
+		if !rootcause.Follows(*e, *a) {
+			continue
+		}
+		if len(t.cfg.cascadeTypes) > 0 && a.Service != e.Service && !e.IsType(t.cfg.cascadeTypes...) {
+			continue
+		}
+		return i
+	}
+	return -1
 }
 
 // dueTraces counts s's windows due for a decision. s.mu is held.
@@ -324,11 +356,11 @@ func (t *Transport) makeDue(s *shard, w *window) {
 		// Close gave up on the decisions: count the events for it.
 		delete(s.traces, w.traceID)
 		t.windows.Add(-1)
-		n := len(w.errs)
-		s.held -= n
-		s.heldDue -= n
-		s.n.pending -= uint64(n)
-		s.n.abandoned += uint64(n)
+		n := uint64(len(w.errs))
+		s.held -= len(w.errs)
+		s.heldDue -= len(w.errs)
+		s.n.pending -= n
+		s.n.abandoned += n
 	}
 }
 
@@ -432,35 +464,50 @@ func (t *Transport) decide(s *shard, w *window) {
 	incidents, err := rootcause.Incidents(t.cfg.strategy, w.errs)
 	if err != nil {
 		otel.Handle(err)
-		events := make([]*sentry.Event, len(w.errs))
+		// Every error with its body is sent; those without follow from one
+		// of them, and are suppressed.
+		events := make([]*sentry.Event, 0, len(w.errs))
 		for i := range w.errs {
-			events[i] = w.errs[i].Event
+			if w.errs[i].Event != nil {
+				events = append(events, w.errs[i].Event)
+			}
 		}
+		suppressed := uint64(len(w.errs) - len(events))
 		s.mu.Lock()
 		s.n.strategyFailures++
+		s.n.pending -= suppressed
+		s.n.suppressed += suppressed
 		s.decided.put(w.traceID, time.Now(), decision{failed: true})
 		s.mu.Unlock()
 		t.emit.pushWait(s, events...)
 		return
 	}
 	send := make([]*sentry.Event, 0, len(incidents))
+	sent := make(map[int]bool, len(incidents))
 	var d decision
 	for _, inc := range incidents {
-		root := w.errs[inc.Root]
+		// A root the strategy named without its body (it follows from
+		// another error) is reported by the error it follows from.
+		root := inc.Root
+		for w.errs[root].Event == nil {
+			root = int(w.followed[root])
+		}
+		if sent[root] {
+			continue // that error's report stands for this incident too
+		}
+		sent[root] = true
 		if len(inc.Members) > 1 {
-			t.annotate(root.Event, w.errs, inc, len(incidents))
+			t.annotate(w.errs[root].Event, w.errs, rootcause.Incident{Root: root, Members: inc.Members}, len(incidents))
 		}
-		send = append(send, root.Event)
-		d = d.remember(root, true)
+		send = append(send, w.errs[root].Event)
+		d = d.remember(w.errs[root], true)
 	}
-	for _, inc := range incidents {
-		for _, i := range inc.Members {
-			if i != inc.Root {
-				d = d.remember(w.errs[i], false)
-			}
+	for i := range w.errs {
+		if !sent[i] {
+			d = d.remember(w.errs[i], false)
 		}
 	}
-	suppressed := uint64(len(w.errs) - len(incidents))
+	suppressed := uint64(len(w.errs) - len(send))
 	s.mu.Lock()
 	s.n.pending -= suppressed
 	s.n.suppressed += suppressed

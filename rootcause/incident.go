@@ -303,6 +303,22 @@ func split(errs []Error, cascadeTypes []string) []Incident {
 	return incidents
 }
 
+// Follows reports whether b is known to follow from a by the rule of Split,
+// looking at the two alone, not through other errors: b was captured on a
+// span enclosing a's span, not earlier than a where they share a service
+// (and so a clock), and, where b carries LastChild, a's failure came up
+// through that child. Where Follows holds, Split never makes b a root
+// cause: it is a symptom of a's incident or of another that explains it.
+func Follows(b, a Error) bool {
+	if b.SpanID == "" || b.SpanID == a.SpanID || !slices.Contains(chainOf(&a), b.SpanID) {
+		return false
+	}
+	if a.Service == b.Service && !a.Timestamp.IsZero() && b.Timestamp.Before(a.Timestamp) {
+		return false
+	}
+	return b.LastChild == "" || throughLastChild(&a, &b)
+}
+
 // precedes orders errors independently of their arrival: by timestamp (a
 // known one first), then event id, then span id.
 func precedes(a, b *Error) bool {
