@@ -127,8 +127,12 @@ type window struct {
 	// earlier one of them (rootcause.Follows) keeps no Event: it is never
 	// sent, so its body is let go at once, and followed names the error it
 	// follows from, at the same index.
-	errs       []rootcause.Error
-	followed   []int32
+	errs     []rootcause.Error
+	followed []int32
+	// chained has a bit set for every span id on the chain of an error of
+	// errs (a hash of it): an error whose span's bit is clear follows from
+	// none of them, and needs no scan.
+	chained    [4]uint64
 	timer      *time.Timer
 	deadline   time.Time
 	due        bool // handed to the decider
@@ -303,6 +307,7 @@ func (t *Transport) admit(s *shard, e *rootcause.Error, now time.Time) (pass boo
 	}
 	w.errs = append(w.errs, *e)
 	w.followed = append(w.followed, int32(by))
+	w.chain(e)
 	if !w.due && len(w.errs) >= t.cfg.maxEventsPerTrace {
 		t.decideEarly(s, w)
 	}
@@ -314,8 +319,21 @@ func (t *Transport) admit(s *shard, e *rootcause.Error, now time.Time) (pass boo
 // That error may itself follow from another: followed leads to one with its
 // body. s.mu is held.
 func (t *Transport) follows(w *window, e *rootcause.Error) int {
+	if e.SpanID == "" {
+		return -1
+	}
+	if k := spanBit(e.SpanID); w.chained[k/64]&(1<<(k%64)) == 0 {
+		return -1
+	}
 	for i := range w.errs {
 		a := &w.errs[i]
+		// Most errors of a window are not on each other's chains (a storm
+		// on one span, siblings): rule those out before copying them into
+		// Follows.
+		if e.SpanID == "" || e.SpanID == a.SpanID ||
+			a.ParentSpanID != e.SpanID && !slices.Contains(a.Ancestors, e.SpanID) {
+			continue
+		}
 		if !rootcause.Follows(*e, *a) {
 			continue
 		}
@@ -325,6 +343,28 @@ func (t *Transport) follows(w *window, e *rootcause.Error) int {
 		return i
 	}
 	return -1
+}
+
+// chain sets the bits of the span ids on e's chain. s.mu is held.
+func (w *window) chain(e *rootcause.Error) {
+	if e.ParentSpanID != "" {
+		k := spanBit(e.ParentSpanID)
+		w.chained[k/64] |= 1 << (k % 64)
+	}
+	for _, id := range e.Ancestors {
+		k := spanBit(id)
+		w.chained[k/64] |= 1 << (k % 64)
+	}
+}
+
+// spanBit hashes a span id into 0..255 from its last two characters, which
+// for random hex ids are as good as any.
+func spanBit(id string) uint {
+	n := len(id)
+	if n < 2 {
+		return 0
+	}
+	return (uint(id[n-1]) ^ uint(id[n-2])<<3) & 255
 }
 
 // dueTraces counts s's windows due for a decision. s.mu is held.
