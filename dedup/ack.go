@@ -304,20 +304,41 @@ func spanChain(span trace.Span) []trace.SpanID {
 	return chain
 }
 
-// explain returns the event id a downstream service acknowledged for a call
-// that explains e, if one does.
-func (a *acks) explain(e *rootcause.Error, now time.Time) (string, bool) {
+// settle returns the event id a downstream service acknowledged for a call
+// that explains e, if one does and e is of one of cascadeTypes (any type
+// when there are none), and records on the call being served that e was
+// captured in the id to acknowledge it with: a cascade passes on the
+// downstream event's id; any other error its own, unless own is false (the
+// event reaches nobody, after Close). It parses e's trace id and takes the
+// shard's lock once for both.
+func (a *acks) settle(e *rootcause.Error, now time.Time, cascadeTypes []string, own bool) (string, bool) {
 	traceID, err := trace.TraceIDFromHex(e.TraceID)
-	if err != nil {
-		return "", false
-	}
-	spanID, err := trace.SpanIDFromHex(e.SpanID)
 	if err != nil {
 		return "", false
 	}
 	s := a.shard(traceID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	downstream, cascade := s.explain(traceID, e, now)
+	if cascade && len(cascadeTypes) > 0 && !e.IsType(cascadeTypes...) {
+		downstream, cascade = "", false // not a type the code wraps a failed call in
+	}
+	switch {
+	case cascade:
+		s.acknowledge(traceID, e, downstream)
+	case own:
+		s.acknowledge(traceID, e, e.EventID)
+	}
+	return downstream, cascade
+}
+
+// explain returns the event id a downstream service acknowledged for a call
+// that explains e, if one does. s.mu is held.
+func (s *ackShard) explain(traceID trace.TraceID, e *rootcause.Error, now time.Time) (string, bool) {
+	spanID, err := trace.SpanIDFromHex(e.SpanID)
+	if err != nil {
+		return "", false
+	}
 	calls, _ := s.calls.get(traceID, now)
 	for i := len(calls) - 1; i >= 0; i-- {
 		k := slices.Index(calls[i].spans, spanID)
@@ -343,15 +364,8 @@ func lastChildIs(last string, span trace.SpanID) bool {
 
 // acknowledge records id on the call being served that e was captured in:
 // the one whose span is e's span or encloses it, else the only one of the
-// trace in flight.
-func (a *acks) acknowledge(e *rootcause.Error, id string) {
-	traceID, err := trace.TraceIDFromHex(e.TraceID)
-	if err != nil {
-		return
-	}
-	s := a.shard(traceID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// trace in flight. s.mu is held.
+func (s *ackShard) acknowledge(traceID trace.TraceID, e *rootcause.Error, id string) {
 	// The newest matching call: a call nested in another of the trace
 	// (served by this process for itself) is more precise than the outer.
 	var match, only *Incoming

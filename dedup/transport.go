@@ -199,18 +199,10 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 		return
 	}
 	now := time.Now() // before any lock: it is a good part of SendEvent's cost
-	downstream, isCascade := t.acks.explain(&e, now)
-	if isCascade && len(t.cfg.cascadeTypes) > 0 && !e.IsType(t.cfg.cascadeTypes...) {
-		isCascade = false // not a type the code wraps a failed call in
-	}
 	// Tell the caller of the call this event was captured in that it is
 	// reported: a cascade passes on the id of the event it stands behind.
 	// After Close the event itself reaches nobody: it acknowledges nothing.
-	if isCascade {
-		t.acks.acknowledge(&e, downstream)
-	} else if !t.closed.Load() {
-		t.acks.acknowledge(&e, e.EventID)
-	}
+	downstream, isCascade := t.acks.settle(&e, now, t.cfg.cascadeTypes, !t.closed.Load())
 
 	s := t.shardFor(e.TraceID)
 	if isCascade {
