@@ -345,7 +345,7 @@ func (s *ackShard) explain(traceID trace.TraceID, e *rootcause.Error, now time.T
 		if k < 0 {
 			continue
 		}
-		if k > 0 && e.LastChild != "" && !lastChildIs(e.LastChild, calls[i].spans[k-1]) {
+		if k > 0 && e.LastChild != "" && !isSpan(e.LastChild, calls[i].spans[k-1]) {
 			// The span went on to start other work after the call (or had
 			// ended): it carried on past the failure.
 			continue
@@ -355,11 +355,12 @@ func (s *ackShard) explain(traceID trace.TraceID, e *rootcause.Error, now time.T
 	return "", false
 }
 
-// lastChildIs reports whether last, an Error.LastChild, names span.
-func lastChildIs(last string, span trace.SpanID) bool {
+// isSpan reports whether id, as events carry span ids (16 lowercase hex
+// digits), names span. It allocates nothing.
+func isSpan(id string, span trace.SpanID) bool {
 	var buf [16]byte
 	hex.Encode(buf[:], span[:])
-	return last == string(buf[:])
+	return id == string(buf[:])
 }
 
 // acknowledge records id on the call being served that e was captured in:
@@ -378,10 +379,8 @@ func (s *ackShard) acknowledge(traceID trace.TraceID, e *rootcause.Error, id str
 		if match != nil && in.seq < match.seq {
 			continue
 		}
-		var buf [16]byte
-		hex.Encode(buf[:], in.spanID[:])
-		if sid := buf[:]; string(sid) == e.SpanID || string(sid) == e.ParentSpanID ||
-			slices.ContainsFunc(e.Ancestors, func(a string) bool { return a == string(sid) }) {
+		if isSpan(e.SpanID, in.spanID) || isSpan(e.ParentSpanID, in.spanID) ||
+			slices.ContainsFunc(e.Ancestors, func(a string) bool { return isSpan(a, in.spanID) }) {
 			match = in
 		}
 	}
