@@ -63,6 +63,9 @@ const (
 	// DefaultMaxListed bounds the events listed in an emitted event's
 	// "dedup" context. The count in dedup.suppressed is never capped.
 	DefaultMaxListed = 50
+	// DefaultMaxBytes is the memory budget of a Transport, in bytes of
+	// heap: see [WithMaxBytes].
+	DefaultMaxBytes = 128 << 20
 )
 
 // Option configures a Transport. Options given a value out of range (zero or
@@ -85,6 +88,7 @@ type config struct {
 	meterProvider     metric.MeterProvider
 	sendCascades      bool
 	cascadeTypes      []string
+	maxBytes          int64
 }
 
 func newConfig(options []Option) config {
@@ -101,6 +105,7 @@ func newConfig(options []Option) config {
 		maxRemembered:     DefaultMaxRemembered,
 		maxBurst:          DefaultMaxBurst,
 		maxListed:         DefaultMaxListed,
+		maxBytes:          DefaultMaxBytes,
 	}
 	for _, o := range options {
 		if o != nil {
@@ -265,6 +270,19 @@ func WithCascadeTypes(types ...string) Option {
 	return optionFunc(func(c *config) {
 		if len(types) > 0 {
 			c.cascadeTypes = slices.Clone(types)
+		}
+	})
+}
+
+// WithMaxBytes sets the memory budget of the Transport in bytes: everything
+// it holds (event bodies waiting for a decision, both queues, remembered
+// decisions and the acknowledgement's call records) is kept within it, by
+// an estimate of each event's size in the heap. Past a part of it the
+// Transport degrades in a documented order rather than grow.
+func WithMaxBytes(n int64) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.maxBytes = n
 		}
 	})
 }
