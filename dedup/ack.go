@@ -2,13 +2,13 @@ package dedup
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/hex"
+	"hash/maphash"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -19,46 +19,32 @@ import (
 // maxCalls bounds the operations whose last call is recorded per trace.
 const maxCalls = 16
 
-// acks is the acknowledgement's state: the calls this service is serving
-// and the outcome of the calls it made. It has locks of its own, apart from
-// the deduplicator's windows: the two are consulted one after the other and
-// need no atomicity between them.
-type acks struct {
-	shards [numShards]ackShard
-}
+// maxCallSpans bounds the spans of a recorded call: its own and the nearest
+// that enclose it, where the errors it explains are captured. An error
+// captured on a span further out is not explained, and so is sent.
+const maxCallSpans = 8
 
-type ackShard struct {
-	mu sync.Mutex
-	// live are the calls being served, in no order (each knows its index):
-	// a slice, not a map by trace, since every request adds and removes
-	// one and a shard holds few at a time; the rarer questions (is a call
-	// its trace's last, which call an error event belongs to) scan it.
-	live []*Incoming
-	seq  uint64 // counts the calls begun, to tell the newest apart
-	// calls are the last calls made, per trace and operation.
-	calls *memory[trace.TraceID, []call]
-	_     [64]byte
-}
+// maxCallsPerTrace bounds the calls of one trace served at once in this
+// process; past it a call is not tracked (see [WithMaxCalls]).
+const maxCallsPerTrace = 64
 
 // call is one outgoing call whose last outcome is recorded.
 type call struct {
-	operation string
+	operation uint64       // a hash of what was called
 	caller    trace.SpanID // the span the call was made from
-	reported  string       // the event id the callee acknowledged, "" if none
+	reported  string       // the event id the callee acknowledged
 	// spans are the call's span and the spans enclosing it, nearest first.
 	spans []trace.SpanID
 }
 
-func newAcks(maxTraces int, ttl time.Duration) *acks {
-	a := &acks{}
-	perShard := max(1, maxTraces/numShards)
-	for i := range a.shards {
-		a.shards[i].calls = newMemory[trace.TraceID, []call](perShard, ttl)
+// callsBytes estimates the heap of a trace's recorded calls.
+func callsBytes(calls []call) int64 {
+	n := int64(24 + 64) // the slice and the memory's entry
+	for i := range calls {
+		n += int64(unsafe.Sizeof(calls[i])) + int64(len(calls[i].reported)) + 24 + int64(len(calls[i].spans))*8
 	}
-	return a
+	return n
 }
-
-func (a *acks) shard(id trace.TraceID) *ackShard { return &a.shards[id[15]%numShards] }
 
 // Incoming is a call this service is serving, as the acknowledgement sees it:
 // adapters ask it, when they write the response, whether an error event of
@@ -69,15 +55,16 @@ type Incoming struct {
 	traceID  trace.TraceID
 	spanID   trace.SpanID
 	reported atomic.Pointer[string]
-	seq      uint64     // when it began among the shard's calls, guarded by the shard
-	index    int        // its index in the shard's live calls, -1 once ended; guarded by the shard
-	shard    *ackShard  // nil while it tracks nothing
-	t        *Transport // told when the trace's last live call ends
+	older    *Incoming // the trace's next older live call, guarded by the shard
+	live     bool      // guarded by the shard
+	shard    *shard    // nil while it tracks nothing
+	t        *Transport
 }
 
 // Incoming starts tracking a call this service serves, whose span is in ctx
 // (the server span otelhttp or otelgrpc started). Call End when the call is
-// done. It returns nil when ctx has no valid span.
+// done. It returns nil when ctx has no valid span, or when the Transport
+// tracks as many calls as it may ([WithMaxCalls]).
 func (t *Transport) Incoming(ctx context.Context) *Incoming {
 	in := new(Incoming)
 	if !in.Begin(ctx, t) {
@@ -89,35 +76,56 @@ func (t *Transport) Incoming(ctx context.Context) *Incoming {
 // Begin is [Transport.Incoming] in memory the caller owns, for adapters that
 // keep an Incoming per request in pooled state of their own rather than
 // allocate one per call. It starts tracking the call whose span is in ctx
-// and reports whether it does: when ctx has no valid span, in tracks nothing
-// (its methods do what they do on a nil *Incoming).
+// and reports whether it does: when ctx has no valid span, or the Transport
+// tracks as many calls as [WithMaxCalls] allows (or 64 of the trace), in
+// tracks nothing (its methods do what they do on a nil *Incoming), and the
+// call is counted in Stats.Untracked: it acknowledges nothing.
 //
-// in must be a zero Incoming or one whose End has returned. After End the
-// Transport holds no reference to in, so the owner may Begin it again for
-// another call; it must not use it for the ended call any more (a
-// Reported or End for that call would see the new one). Unlike its other
-// methods, Begin must not run concurrently with another method of in.
+// in must be a zero Incoming or one whose End has returned; one still
+// tracking a call stops tracking it first. After End the Transport holds no
+// reference to in, so the owner may Begin it again for another call; it
+// must not use it for the ended call any more (a Reported or End for that
+// call would see the new one). Unlike its other methods, Begin must not run
+// concurrently with another method of in.
 func (in *Incoming) Begin(ctx context.Context, t *Transport) bool {
+	if in.shard != nil {
+		in.unlink()
+	}
 	in.reported.Store(nil)
+	in.shard, in.t = nil, nil
 	sc := trace.SpanContextFromContext(ctx)
 	if !sc.IsValid() {
-		in.shard, in.t = nil, nil
 		return false
 	}
-	in.traceID, in.spanID, in.t = sc.TraceID(), sc.SpanID(), t
-	in.shard = t.acks.shard(in.traceID)
-	in.shard.mu.Lock()
-	in.shard.seq++
-	in.seq, in.index = in.shard.seq, len(in.shard.live)
-	in.shard.live = append(in.shard.live, in)
-	in.shard.mu.Unlock()
+	if t.liveCalls.Add(1) > int64(t.cfg.maxCalls) {
+		t.liveCalls.Add(-1)
+		t.untracked.Add(1)
+		return false
+	}
+	s := t.shardFor(sc.TraceID())
+	s.mu.Lock()
+	head := s.live[sc.TraceID()]
+	n := 0
+	for c := head; c != nil && n < maxCallsPerTrace; c = c.older {
+		n++
+	}
+	if n >= maxCallsPerTrace {
+		s.mu.Unlock()
+		t.liveCalls.Add(-1)
+		t.untracked.Add(1)
+		return false
+	}
+	in.traceID, in.spanID, in.t, in.shard = sc.TraceID(), sc.SpanID(), t, s
+	in.older, in.live = head, true
+	s.live[in.traceID] = in
+	s.mu.Unlock()
 	return true
 }
 
 // Reported returns the event id to acknowledge the call with, or "" when no
-// error event of the call reached the Transport (yet). It is the id of the
-// event captured or, when that event was a cascade, of the event it stands
-// behind.
+// error event of the call reached the Transport (yet), or none did while
+// the Transport was sure it would get through. It is the id of the event
+// captured or, when that event was a cascade, of the event it stands behind.
 func (in *Incoming) Reported() string {
 	if in == nil {
 		return ""
@@ -127,6 +135,9 @@ func (in *Incoming) Reported() string {
 	}
 	return ""
 }
+
+// acknowledge records id as the call's acknowledgement, unless it has one.
+func (in *Incoming) acknowledge(id string) { in.reported.CompareAndSwap(nil, &id) }
 
 // End stops tracking the call and forgets the calls made while serving it:
 // an error captured after its request is over (by a background goroutine of
@@ -139,38 +150,13 @@ func (in *Incoming) End() {
 	if in == nil || in.shard == nil {
 		return
 	}
-	if in.unlink() && in.t != nil && in.t.windows.Load() > 0 {
-		id := traceHex(in.traceID)
-		in.t.requestEnded(id[:])
-	}
+	in.unlink()
 }
 
-// traceHex returns id in lowercase hex, as the events carry it. End runs
-// it on every request: it turns four bytes at a time into their eight
-// digits with word arithmetic, at a fifth of hex.Encode's cost.
-func traceHex(id trace.TraceID) (h [32]byte) {
-	for i := 0; i < len(id); i += 4 {
-		binary.BigEndian.PutUint64(h[2*i:], hexWord(binary.BigEndian.Uint32(id[i:])))
-	}
-	return h
-}
-
-// hexWord returns the eight hex digits of v, the first in the top byte.
-func hexWord(v uint32) uint64 {
-	// One nibble a byte, in order: 0x12345678 -> 0x0102030405060708.
-	x := uint64(v)
-	x = (x | x<<16) & 0x0000ffff0000ffff
-	x = (x | x<<8) & 0x00ff00ff00ff00ff
-	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
-	// Each nibble n to '0'+n, plus 'a'-'0'-10 where n > 9 (n+6 carries
-	// into the byte's fifth bit).
-	letters := (x + 0x0606060606060606) >> 4 & 0x0101010101010101
-	return x + 0x3030303030303030 + letters*('a'-'0'-10)
-}
-
-// unlink removes in from the live calls, forgets the calls made while
-// serving it, and reports whether it was the last live call of its trace.
-func (in *Incoming) unlink() (last bool) {
+// unlink removes in from its trace's live calls, forgets the calls made
+// while serving it, and, when it was the trace's last live call, tells the
+// trace's window.
+func (in *Incoming) unlink() {
 	s := in.shard
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -182,21 +168,50 @@ func (in *Incoming) unlink() (last bool) {
 			s.calls.put(in.traceID, time.Now(), slices.DeleteFunc(slices.Clone(calls), made))
 		}
 	}
-	if in.index < 0 {
-		return false // ended before
+	if !in.live {
+		return // ended before
 	}
-	end := len(s.live) - 1
-	moved := s.live[end]
-	s.live[in.index], moved.index = moved, in.index
-	s.live[end] = nil
-	s.live = s.live[:end]
-	in.index = -1
-	for _, l := range s.live {
-		if l.traceID == in.traceID {
-			return false
+	in.live = false
+	in.t.liveCalls.Add(-1)
+	head := s.live[in.traceID]
+	if head == in {
+		if in.older == nil {
+			delete(s.live, in.traceID)
+			if in.t.windows.Load() > 0 {
+				in.t.requestEnded(s, in.traceID)
+			}
+			return
+		}
+		s.live[in.traceID] = in.older
+	} else {
+		for c := head; c != nil; c = c.older {
+			if c.older == in {
+				c.older = in.older
+				break
+			}
 		}
 	}
-	return true
+	in.older = nil
+}
+
+// callOf returns the call being served that e was captured in: the newest
+// whose span is e's span or encloses it, else the only one of the trace in
+// flight, else nil. s.mu is held.
+func (s *shard) callOf(id trace.TraceID, e *rootcause.Error) *Incoming {
+	head := s.live[id]
+	if head == nil {
+		return nil
+	}
+	for in := head; in != nil; in = in.older {
+		if isSpan(e.SpanID, in.spanID) || isSpan(e.ParentSpanID, in.spanID) ||
+			slices.ContainsFunc(e.Ancestors, func(a string) bool { return isSpan(a, in.spanID) }) {
+			return in
+		}
+	}
+	if head.older == nil {
+		return head
+	}
+	return nil
 }
 
 // Outgoing records the outcome of a call this service made, in the context
@@ -253,9 +268,10 @@ func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
 	if !sc.IsValid() {
 		return
 	}
-	s := t.acks.shard(sc.TraceID())
+	s := t.shardFor(sc.TraceID())
+	op := maphash.String(t.seed, operation)
 	caller := callerOf(span)
-	superseded := func(c call) bool { return c.operation == operation || c.caller == caller }
+	superseded := func(c call) bool { return c.operation == op || c.caller == caller }
 	if reported == "" {
 		// The common case, on every successful call: nothing to record
 		// unless it supersedes an acknowledged call.
@@ -267,9 +283,7 @@ func (t *Transport) Outgoing(ctx context.Context, operation, reported string) {
 		return
 	}
 	now := time.Now()
-	// A copy, so that operation does not escape: the success path above,
-	// every call's, then costs the adapter no allocation.
-	c := call{operation: strings.Clone(operation), caller: caller, reported: reported, spans: spanChain(span)}
+	c := call{operation: op, caller: caller, reported: strings.Clone(reported), spans: spanChain(span)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	calls, _ := s.calls.get(sc.TraceID(), now)
@@ -301,45 +315,25 @@ func spanChain(span trace.Span) []trace.SpanID {
 			chain = ancestry.Append(append(chain, p.SpanID()), p.SpanID())
 		}
 	}
+	if len(chain) > maxCallSpans {
+		chain = slices.Clip(chain[:maxCallSpans])
+	}
 	return chain
 }
 
-// settle returns the event id a downstream service acknowledged for a call
-// that explains e, if one does and e is of one of cascadeTypes (any type
-// when there are none), and records on the call being served that e was
-// captured in the id to acknowledge it with: a cascade passes on the
-// downstream event's id; any other error its own, unless own is false (the
-// event reaches nobody, after Close). It parses e's trace id and takes the
-// shard's lock once for both.
-func (a *acks) settle(e *rootcause.Error, now time.Time, cascadeTypes []string, own bool) (string, bool) {
-	traceID, err := trace.TraceIDFromHex(e.TraceID)
-	if err != nil {
+// explain returns the event id a downstream service acknowledged for a call
+// of trace id that explains e, if one does: e was captured on the call's
+// span or one enclosing it, after it (see [Transport.Outgoing]), and may
+// follow from another service's failure (WithCascadeTypes). s.mu is held.
+func (s *shard) explain(id trace.TraceID, e *rootcause.Error, now time.Time, rule rootcause.Rule) (string, bool) {
+	calls, ok := s.calls.get(id, now)
+	if !ok || !rule.Cascades(e) {
 		return "", false
 	}
-	s := a.shard(traceID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	downstream, cascade := s.explain(traceID, e, now)
-	if cascade && len(cascadeTypes) > 0 && !e.IsType(cascadeTypes...) {
-		downstream, cascade = "", false // not a type the code wraps a failed call in
-	}
-	switch {
-	case cascade:
-		s.acknowledge(traceID, e, downstream)
-	case own:
-		s.acknowledge(traceID, e, e.EventID)
-	}
-	return downstream, cascade
-}
-
-// explain returns the event id a downstream service acknowledged for a call
-// that explains e, if one does. s.mu is held.
-func (s *ackShard) explain(traceID trace.TraceID, e *rootcause.Error, now time.Time) (string, bool) {
 	spanID, err := trace.SpanIDFromHex(e.SpanID)
 	if err != nil {
 		return "", false
 	}
-	calls, _ := s.calls.get(traceID, now)
 	for i := len(calls) - 1; i >= 0; i-- {
 		k := slices.Index(calls[i].spans, spanID)
 		if k < 0 {
@@ -361,35 +355,6 @@ func isSpan(id string, span trace.SpanID) bool {
 	var buf [16]byte
 	hex.Encode(buf[:], span[:])
 	return id == string(buf[:])
-}
-
-// acknowledge records id on the call being served that e was captured in:
-// the one whose span is e's span or encloses it, else the only one of the
-// trace in flight. s.mu is held.
-func (s *ackShard) acknowledge(traceID trace.TraceID, e *rootcause.Error, id string) {
-	// The newest matching call: a call nested in another of the trace
-	// (served by this process for itself) is more precise than the outer.
-	var match, only *Incoming
-	n := 0
-	for _, in := range s.live {
-		if in.traceID != traceID {
-			continue
-		}
-		n, only = n+1, in
-		if match != nil && in.seq < match.seq {
-			continue
-		}
-		if isSpan(e.SpanID, in.spanID) || isSpan(e.ParentSpanID, in.spanID) ||
-			slices.ContainsFunc(e.Ancestors, func(a string) bool { return isSpan(a, in.spanID) }) {
-			match = in
-		}
-	}
-	if match == nil && n == 1 {
-		match = only
-	}
-	if match != nil {
-		match.reported.CompareAndSwap(nil, &id)
-	}
 }
 
 // ParseReported reads an acknowledgement as the protocol carries it (the

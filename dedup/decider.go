@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tracedup/tracedup/rootcause"
 )
 
@@ -22,9 +24,11 @@ type decider struct {
 	// trace's late events wait together in its one entry, found through
 	// lateOf, so that they are judged together.
 	lates  []*lateTrace
-	lateOf map[string]*lateTrace
-	// lateEvents counts the events in lates: WithMaxQueueSize bounds it.
+	lateOf map[trace.TraceID]*lateTrace
+	// lateEvents counts the events in lates: WithMaxQueueSize bounds it;
+	// lateBytes their estimated bytes, which the budget bounds.
 	lateEvents int
+	lateBytes  int64
 	stopped    bool // Close gave up: what comes is abandoned
 	// backlog is len(windows) + lateEvents, for SendEvent to read without
 	// the lock.
@@ -43,9 +47,11 @@ type dueWindow struct {
 // lateTrace is one trace's late events waiting to be judged, with their
 // events, in the order they arrived.
 type lateTrace struct {
-	s       *shard
-	traceID string
-	errs    []rootcause.Error
+	s     *shard
+	id    trace.TraceID
+	errs  []rootcause.Error
+	sizes []int64
+	acked bool // one of errs acknowledged a call
 }
 
 // lateChunk is how many of a trace's late events one strategy call judges,
@@ -61,7 +67,7 @@ const lateChunk = 48
 func newDecider(t *Transport) *decider {
 	d := &decider{
 		t:      t,
-		lateOf: make(map[string]*lateTrace),
+		lateOf: make(map[trace.TraceID]*lateTrace),
 		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -79,22 +85,28 @@ func (d *decider) window(s *shard, w *window) bool {
 	})
 }
 
-// late queues a late event of s to be judged with the other late events of
-// its trace, unless the queue holds WithMaxQueueSize late events already.
-// s.mu is held.
-func (d *decider) late(s *shard, e rootcause.Error) bool {
+// late queues a late event of s, of trace id and estimated at size bytes,
+// to be judged with the other late events of its trace, unless the queue
+// holds WithMaxQueueSize late events or its share of the budget already. An
+// event that will acknowledge a call (protect) is queued past both: what it
+// becomes must not be dropped. s.mu is held.
+func (d *decider) late(s *shard, id trace.TraceID, e rootcause.Error, size int64, protect bool) bool {
 	return d.enqueue(func() bool {
-		if d.lateEvents >= d.t.cfg.maxQueue {
+		full := d.lateEvents >= d.t.cfg.maxQueue || d.lateEvents > 0 && d.lateBytes+size > d.t.budget.late
+		if full && !protect {
 			return false
 		}
-		lt := d.lateOf[e.TraceID]
+		lt := d.lateOf[id]
 		if lt == nil {
-			lt = &lateTrace{s: s, traceID: e.TraceID}
-			d.lateOf[e.TraceID] = lt
+			lt = &lateTrace{s: s, id: id}
+			d.lateOf[id] = lt
 			d.lates = append(d.lates, lt)
 		}
 		lt.errs = append(lt.errs, e)
+		lt.sizes = append(lt.sizes, size)
+		lt.acked = lt.acked || protect
 		d.lateEvents++
+		d.lateBytes += size
 		return true
 	})
 }
@@ -150,10 +162,10 @@ func (d *decider) step() bool {
 			d.t.decide(w.s, w.w)
 		}
 	case len(d.lates) > 0:
-		lt, chunk := d.takeLate()
+		lt, chunk, sizes := d.takeLate()
 		done = len(chunk)
 		d.mu.Unlock()
-		d.t.judgeLate(lt.s, lt.traceID, chunk)
+		d.t.judgeLate(lt.s, lt.id, chunk, sizes, lt.acked)
 	default:
 		d.windows, d.lates = nil, nil // let a storm's arrays go
 		d.mu.Unlock()
@@ -169,22 +181,25 @@ func (d *decider) step() bool {
 // takeLate takes at most lateChunk late events of the oldest trace in
 // lates. A trace with more left goes to the back, so that one trace's storm
 // does not hold the others' late events. d.mu is held.
-func (d *decider) takeLate() (*lateTrace, []rootcause.Error) {
+func (d *decider) takeLate() (*lateTrace, []rootcause.Error, []int64) {
 	lt := d.lates[0]
 	d.lates[0] = nil
 	d.lates = d.lates[1:]
-	chunk := lt.errs
+	chunk, sizes := lt.errs, lt.sizes
 	if len(chunk) > lateChunk {
-		chunk = slices.Clone(lt.errs[:lateChunk])
+		chunk, sizes = slices.Clone(lt.errs[:lateChunk]), slices.Clone(lt.sizes[:lateChunk])
 		clear(lt.errs[:lateChunk]) // the queue must not keep their events alive
-		lt.errs = lt.errs[lateChunk:]
+		lt.errs, lt.sizes = lt.errs[lateChunk:], lt.sizes[lateChunk:]
 		d.lates = append(d.lates, lt)
 	} else {
-		delete(d.lateOf, lt.traceID)
+		delete(d.lateOf, lt.id)
 	}
 	d.lateEvents -= len(chunk)
+	for _, n := range sizes {
+		d.lateBytes -= n
+	}
 	d.backlog.Add(-int64(len(chunk)))
-	return lt, chunk
+	return lt, chunk, sizes
 }
 
 // abandon stops taking work and counts the events of what is still queued
@@ -194,7 +209,7 @@ func (d *decider) abandon() {
 	d.mu.Lock()
 	d.stopped = true
 	windows, lates, lateEvents := d.windows, d.lates, d.lateEvents
-	d.windows, d.lates, d.lateEvents = nil, nil, 0
+	d.windows, d.lates, d.lateEvents, d.lateBytes = nil, nil, 0, 0
 	clear(d.lateOf)
 	d.backlog.Store(0)
 	d.mu.Unlock()

@@ -43,6 +43,9 @@ func registerMetrics(t *Transport) metric.Registration {
 	failures := counter("tracedup.dedup.strategy_failures", "Traces whose root-cause strategy failed; their events were sent, but for known symptoms.")
 	pending := gauge("tracedup.dedup.pending", "Events held, or decided and not yet handed to the inner transport.", "{event}")
 	traces := gauge("tracedup.dedup.traces", "Traces whose window is open.", "{trace}")
+	heldBytes := gauge("tracedup.dedup.held_bytes", "Estimated bytes of the events held in windows.", "By")
+	notAcked := counter("tracedup.dedup.not_acknowledged", "Error events of a served call that did not acknowledge it: the deduplicator was not sure they get through.")
+	untracked := counter("tracedup.dedup.untracked", "Served calls not tracked for the acknowledgement: too many at once.")
 	if err := errors.Join(errs...); err != nil {
 		otel.Handle(err)
 	}
@@ -66,9 +69,12 @@ func registerMetrics(t *Transport) metric.Registration {
 		o.ObserveInt64(abandoned, int64(s.Abandoned))
 		o.ObserveInt64(afterClose, int64(s.AfterClose))
 		o.ObserveInt64(decidedEarly, int64(s.DecidedEarly))
+		o.ObserveInt64(heldBytes, int64(s.HeldBytes))
+		o.ObserveInt64(notAcked, int64(s.NotAcknowledged))
+		o.ObserveInt64(untracked, int64(s.Untracked))
 		return nil
 	}, received, emitted, suppressed, passed, overflow, late, lateSuppressed, failures, cascades, pending, traces,
-		dropped, queueFull, innerPanics, abandoned, afterClose, decidedEarly)
+		dropped, queueFull, innerPanics, abandoned, afterClose, decidedEarly, heldBytes, notAcked, untracked)
 	if err != nil {
 		otel.Handle(err)
 		return nil

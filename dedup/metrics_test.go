@@ -40,6 +40,9 @@ func metricsOf(s dedup.Stats) map[string]int64 {
 		"tracedup.dedup.dropped.abandoned":   int64(s.Abandoned),
 		"tracedup.dedup.dropped.after_close": int64(s.AfterClose),
 		"tracedup.dedup.decided_early":       int64(s.DecidedEarly),
+		"tracedup.dedup.held_bytes":          int64(s.HeldBytes),
+		"tracedup.dedup.not_acknowledged":    int64(s.NotAcknowledged),
+		"tracedup.dedup.untracked":           int64(s.Untracked),
 	}
 }
 
@@ -56,7 +59,7 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 		for _, m := range sm.Metrics {
 			sum, ok := m.Data.(metricdata.Sum[int64])
 			require.True(t, ok, "%s: want an int64 sum, got %T", m.Name, m.Data)
-			gauge := m.Name == "tracedup.dedup.pending" || m.Name == "tracedup.dedup.traces"
+			gauge := m.Name == "tracedup.dedup.pending" || m.Name == "tracedup.dedup.traces" || m.Name == "tracedup.dedup.held_bytes"
 			assert.Equal(t, !gauge, sum.IsMonotonic, "%s: monotonic", m.Name)
 			for _, dp := range sum.DataPoints {
 				got[m.Name] += dp.Value
@@ -94,10 +97,13 @@ func TestMetricsEqualStats(t *testing.T) {
 		synctest.Wait()
 
 		s := tr.Stats()
-		require.Equal(t, dedup.Stats{
+		assert.NotZero(t, s.HeldBytes, "C's event is held")
+		want := dedup.Stats{
 			Received: 10, Emitted: 4, Suppressed: 5, Pending: 1,
 			PassedThrough: 1, Late: 2, LateSuppressed: 1, Traces: 1, DecidedEarly: 2,
-		}, s)
+		}
+		want.HeldBytes = s.HeldBytes
+		require.Equal(t, want, s)
 		assert.Equal(t, metricsOf(s), collect(t, reader), "metrics while B is held")
 
 		require.True(t, tr.Flush(time.Second))

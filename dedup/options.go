@@ -63,6 +63,9 @@ const (
 	// DefaultMaxListed bounds the events listed in an emitted event's
 	// "dedup" context. The count in dedup.suppressed is never capped.
 	DefaultMaxListed = 50
+	// DefaultMaxCalls bounds the calls served at once that the
+	// acknowledgement tracks: see [WithMaxCalls].
+	DefaultMaxCalls = 65_536
 	// DefaultMaxBytes is the memory budget of a Transport, in bytes of
 	// heap: see [WithMaxBytes].
 	DefaultMaxBytes = 128 << 20
@@ -89,6 +92,13 @@ type config struct {
 	sendCascades      bool
 	cascadeTypes      []string
 	maxBytes          int64
+	maxCalls          int
+	// rule is the rule of what follows from what, with the cascade types;
+	// splitsByLinks says that the strategy splits incidents by it
+	// (rootcause.Split or CascadeTypes, not a Splitter of the user's), so
+	// that a repeat of a report sent may be suppressed on arrival.
+	rule          rootcause.Rule
+	splitsByLinks bool
 }
 
 func newConfig(options []Option) config {
@@ -106,6 +116,7 @@ func newConfig(options []Option) config {
 		maxBurst:          DefaultMaxBurst,
 		maxListed:         DefaultMaxListed,
 		maxBytes:          DefaultMaxBytes,
+		maxCalls:          DefaultMaxCalls,
 	}
 	for _, o := range options {
 		if o != nil {
@@ -115,9 +126,12 @@ func newConfig(options []Option) config {
 	if c.meterProvider == nil {
 		c.meterProvider = otel.GetMeterProvider()
 	}
-	if _, splits := c.strategy.(rootcause.Splitter); len(c.cascadeTypes) > 0 && !splits {
+	_, splits := c.strategy.(rootcause.Splitter)
+	c.splitsByLinks = !splits
+	if len(c.cascadeTypes) > 0 && !splits {
 		c.strategy = rootcause.CascadeTypes(c.strategy, c.cascadeTypes...)
 	}
+	c.rule = rootcause.Rule{CascadeTypes: c.cascadeTypes}
 	return c
 }
 
@@ -285,4 +299,14 @@ func WithMaxBytes(n int64) Option {
 			c.maxBytes = n
 		}
 	})
+}
+
+// WithMaxCalls bounds the calls served at once (begun by [Transport.Incoming]
+// or [Incoming.Begin] and not yet ended) that the acknowledgement tracks,
+// and so the memory a call that never ends can hold (a long stream, an
+// adapter that forgets End). Past it a new call is not tracked, counted in
+// Stats.Untracked: it acknowledges nothing, and its callers report their
+// own errors. One trace has at most 64 tracked calls at once.
+func WithMaxCalls(n int) Option {
+	return positive(n, func(c *config) *int { return &c.maxCalls })
 }

@@ -262,15 +262,17 @@ func TestEventsAfterCloseAreCountedAsSuch(t *testing.T) {
 func TestLateStrategyPanicIsCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		handled := captureOtelErrors(t)
-		// One error alone never asks the strategy; the late repeat does.
+		// One error alone never asks the strategy; a late symptom of it
+		// does (a late repeat of the report would be suppressed on arrival
+		// by the split's rule, whatever the strategy).
 		s := rootcause.StrategyFunc(func([]rootcause.Error) int { panic("late bug") })
 		inner := sentrytest.NewTransport()
 		tr := dedup.NewTransport(inner, dedup.WithStrategy(s))
 		defer tr.Close()
-		tr.SendEvent(errEvent(traceA, "00000000000000c3", "", "payment", "P"))
+		tr.SendEvent(errEvent(traceA, "00000000000000c3", "00000000000000b2", "payment", "P"))
 		time.Sleep(dedup.DefaultWindow)
 		synctest.Wait()
-		tr.SendEvent(errEvent(traceA, "00000000000000c4", "", "payment", "P"))
+		tr.SendEvent(errEvent(traceA, "00000000000000b2", "", "order", "O"))
 		synctest.Wait()
 		st := tr.Stats()
 		assertInvariant(t, st)

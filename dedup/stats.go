@@ -47,7 +47,7 @@ type Stats struct {
 	// to follow from one of them (rootcause.Follows).
 	StrategyFailures uint64
 	// Cascades counts events of a trace whose error a downstream service
-	// reported (see HeaderReported): suppressed, and in Suppressed, or with
+	// reported (see ParseReported): suppressed, and in Suppressed, or with
 	// WithSendCascades sent tagged, and in Emitted.
 	Cascades uint64
 	// Traces is the number of traces held now.
@@ -73,6 +73,26 @@ type Stats struct {
 	// AfterClose counts events sent after Close, which the closed inner
 	// transport would lose.
 	AfterClose uint64
+
+	// The acknowledgement's counters count calls, not events: they are
+	// not part of the invariant.
+
+	// NotAcknowledged counts error events of a call being served that did
+	// not acknowledge it because the Transport could not be sure they get
+	// through: Close had begun, the queue to the inner transport was a
+	// quarter full, a flush of the inner transport had taken over 5 s or
+	// failed, or an event was dropped or sent undecided in the last 30 s,
+	// or the event found no room. Their callers report their own errors.
+	// sentry-go's HTTPTransport drops events silently (its own queue,
+	// rate limits, network errors); what the Transport trusts is what it
+	// can see: its own queue and drops, and whether the inner transport's
+	// flushes succeed in time.
+	NotAcknowledged uint64
+	// Untracked counts calls that were not tracked because WithMaxCalls
+	// calls were tracked already, or 64 of their trace.
+	Untracked uint64
+	// HeldBytes is the estimated bytes of the events held in windows now.
+	HeldBytes uint64
 }
 
 // counts is one shard's share of Stats, guarded by the shard's lock.
@@ -157,5 +177,8 @@ func (t *Transport) Stats() Stats {
 		InnerPanics:      sum.innerPanics,
 		Abandoned:        sum.abandoned,
 		AfterClose:       sum.afterClose,
+		NotAcknowledged:  t.notAcknowledged.Load(),
+		Untracked:        t.untracked.Load(),
+		HeldBytes:        uint64(max(0, t.heldBytes.Load())),
 	}
 }

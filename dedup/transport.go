@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"hash/maphash"
 	"runtime"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/getsentry/sentry-go"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/rootcause"
 )
@@ -35,8 +34,9 @@ const (
 	TagCascadeOf = "dedup.cascade_of"
 )
 
-// numShards splits the held traces so that SendEvent on many goroutines
-// rarely contends for one lock. Bounds are shared evenly by the shards.
+// numShards splits the state of the traces (windows, decisions, calls) so
+// that SendEvent and the adapters on many goroutines rarely contend for one
+// lock. A trace's state is all in one shard.
 const numShards = 64
 
 // Transport is a sentry.Transport that holds the error events of each trace
@@ -49,19 +49,27 @@ type Transport struct {
 	strategyName string
 	seed         maphash.Seed
 	shards       [numShards]shard
-	acks         *acks
 	work         *work
 	decider      *decider
 	emit         *emitter
+	budget       budget
 
-	// Per-shard shares of the bounds.
+	// Per-shard shares of the count bounds.
 	heldPerShard, tracesPerShard int
 
 	spread atomic.Uint32 // spreads events without a trace over the shards
 	// windows counts the open windows across shards, so that the end of a
-	// request without errors, the common case, costs no shard lock.
+	// request without errors, the common case, costs no clock read.
 	windows atomic.Int64
-	closed  atomic.Bool
+	// openBytes and heldBytes are the estimated bytes of the events held in
+	// open windows, and in all windows (open or due for a decision).
+	openBytes, heldBytes atomic.Int64
+	// liveCalls counts the Incoming calls being tracked (WithMaxCalls).
+	liveCalls atomic.Int64
+	// Counters of the acknowledgement, apart from the events' invariant.
+	untracked, notAcknowledged atomic.Uint64
+
+	closed atomic.Bool
 	// timers counts window timers that were started and neither stopped nor
 	// finished; Close waits for it, so no timer goroutine outlives Close.
 	timers    sync.WaitGroup
@@ -80,6 +88,7 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 	}
 	t := &Transport{next: next, cfg: newConfig(options), seed: maphash.MakeSeed()}
 	t.strategyName = rootcause.Describe(t.cfg.strategy)
+	t.budget = newBudget(t.cfg.maxBytes)
 	burst := t.cfg.maxBurst
 	if h, ok := next.(*sentry.HTTPTransport); ok && h.BufferSize > 1 {
 		burst = min(burst, h.BufferSize/2)
@@ -88,12 +97,14 @@ func NewTransport(next sentry.Transport, options ...Option) *Transport {
 	t.tracesPerShard = ceilDiv(t.cfg.maxTraces, numShards)
 	perShard := max(1, t.cfg.maxRemembered/numShards)
 	for i := range t.shards {
-		t.shards[i].traces = make(map[string]*window)
-		t.shards[i].decided = newMemory[string, decision](perShard, t.cfg.memory)
+		s := &t.shards[i]
+		s.traces = make(map[trace.TraceID]*window)
+		s.decided = newMemory[trace.TraceID](perShard, t.budget.decisions/numShards, t.cfg.memory, decision.bytes)
+		s.live = make(map[trace.TraceID]*Incoming)
+		s.calls = newMemory[trace.TraceID](perShard, t.budget.calls/numShards, t.cfg.memory, callsBytes)
 	}
-	t.acks = newAcks(t.cfg.maxRemembered, t.cfg.memory)
 	t.work = newWork()
-	t.emit = newEmitter(next, burst, t.cfg.maxQueue, t.work)
+	t.emit = newEmitter(next, burst, t.cfg.maxQueue, t.budget.queue, t.work)
 	t.decider = newDecider(t)
 	t.metrics = registerMetrics(t)
 	return t
@@ -105,70 +116,8 @@ var testHookBeforePush func()
 
 func ceilDiv(n, d int) int { return (n + d - 1) / d }
 
-// shard holds the windows of the traces that hash to it, the decisions it
-// remembers, and the counters of its events.
-type shard struct {
-	mu     sync.Mutex
-	traces map[string]*window
-	// open lists the windows not yet due for a decision, oldest first.
-	open windowList
-	// held counts the events in the shard's windows; heldDue those of them
-	// in windows due for a decision.
-	held, heldDue int
-	decided       *memory[string, decision]
-	n             counts
-	_             [64]byte // keep shards' locks on separate cache lines
-}
-
-// window is one trace's error events, held until it is decided.
-type window struct {
-	traceID string
-	// errs are the trace's errors; an error known to follow from an
-	// earlier one of them (rootcause.Follows) keeps no Event: it is never
-	// sent, so its body is let go at once, and followed names the error it
-	// follows from, at the same index.
-	errs     []rootcause.Error
-	followed []int32
-	// chained has a bit set for every span id on the chain of an error of
-	// errs (a hash of it): an error whose span's bit is clear follows from
-	// none of them, and needs no scan.
-	chained    [4]uint64
-	timer      *time.Timer
-	deadline   time.Time
-	due        bool // handed to the decider
-	prev, next *window
-}
-
-// windowList is a doubly linked list of windows, oldest first.
-type windowList struct {
-	head, tail *window
-	n          int
-}
-
-func (l *windowList) pushBack(w *window) {
-	w.prev, w.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = w
-	} else {
-		l.head = w
-	}
-	l.tail = w
-	l.n++
-}
-
-func (l *windowList) remove(w *window) {
-	if w.prev != nil {
-		w.prev.next = w.next
-	} else {
-		l.head = w.next
-	}
-	if w.next != nil {
-		w.next.prev = w.prev
-	} else {
-		l.tail = w.prev
-	}
-	w.prev, w.next = nil, nil
-	l.n--
+func (t *Transport) shardFor(id trace.TraceID) *shard {
+	return &t.shards[maphash.Comparable(t.seed, id)%numShards]
 }
 
 // isError reports whether event takes part in deduplication: an event with
@@ -185,6 +134,11 @@ func isError(event *sentry.Event) bool {
 // be judged against its trace's decision, or queues it for the inner
 // transport. It never blocks and never calls the strategy or the inner
 // transport: those run on the Transport's own goroutines.
+//
+// An error event acknowledges the call it was captured in (see
+// [Transport.Incoming]) only once it is admitted, and only while the
+// Transport is sure that what it admits gets through (see [Stats]); an
+// acknowledged event is then never dropped by a bound.
 func (t *Transport) SendEvent(event *sentry.Event) {
 	if event == nil {
 		return
@@ -194,21 +148,14 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 		return
 	}
 	e := rootcause.FromEvent(event) // decoded once, here
-	if e.TraceID == "" {
+	id, err := trace.TraceIDFromHex(e.TraceID)
+	if err != nil {
 		t.passThrough(&t.shards[t.spread.Add(1)%numShards], event, &counts{passedThrough: 1})
 		return
 	}
 	now := time.Now() // before any lock: it is a good part of SendEvent's cost
-	// Tell the caller of the call this event was captured in that it is
-	// reported: a cascade passes on the id of the event it stands behind.
-	// After Close the event itself reaches nobody: it acknowledges nothing.
-	downstream, isCascade := t.acks.settle(&e, now, t.cfg.cascadeTypes, !t.closed.Load())
-
-	s := t.shardFor(e.TraceID)
-	if isCascade {
-		t.cascade(s, event, downstream)
-		return
-	}
+	size := eventBytes(event)
+	s := t.shardFor(id)
 	s.mu.Lock()
 	s.n.received++
 	if t.closed.Load() {
@@ -216,16 +163,60 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 		s.mu.Unlock()
 		return
 	}
+	if downstream, ok := s.explain(id, &e, now, t.cfg.rule); ok {
+		// A cascade passes on the id of the event it stands behind: the
+		// downstream service acknowledged it only once sure of it.
+		if in := s.callOf(id, &e); in != nil {
+			in.acknowledge(downstream)
+		}
+		s.n.cascades++
+		if !t.cfg.sendCascades {
+			s.n.suppressed++
+			s.mu.Unlock()
+			return
+		}
+		s.n.pending++
+		s.mu.Unlock()
+		if event.Tags == nil {
+			event.Tags = make(map[string]string, 1)
+		}
+		event.Tags[TagCascadeOf] = downstream
+		t.emit.push(s, event, size, false)
+		t.yieldIfBehind()
+		return
+	}
 	s.n.pending++
-	pass := t.admit(s, &e, now)
+	// Admit first, then acknowledge: a caller suppresses its cascade on the
+	// strength of it, so only an event that is admitted, while the
+	// Transport is sure of what it admits, acknowledges its call.
+	in := s.callOf(id, &e)
+	sure := in != nil && t.sure(now)
+	ack, admitted := t.admit(s, id, &e, size, now, sure)
+	if in != nil {
+		if sure && admitted != passed {
+			in.acknowledge(ack)
+		} else {
+			t.notAcknowledged.Add(1)
+		}
+	}
 	s.mu.Unlock()
-	if pass {
+	if admitted == passed {
 		if testHookBeforePush != nil {
 			testHookBeforePush()
 		}
-		t.emit.push(s, event)
+		t.emit.push(s, event, size, false)
 	}
 	t.yieldIfBehind()
+}
+
+// sure reports whether the Transport can be sure that an event it admits
+// now reaches the inner transport: it is not closing, the queue to the inner
+// transport is under a quarter full, no flush of the inner transport is
+// slow, and nothing was dropped, sent undecided or failed to flush for a
+// while (see [Stats.NotAcknowledged]). When in doubt, it does not
+// acknowledge, and callers report their own errors.
+func (t *Transport) sure(now time.Time) bool {
+	return !t.closed.Load() && t.emit.sure(now)
 }
 
 // yieldIfBehind lets the Transport's goroutines run when their queues are
@@ -244,162 +235,6 @@ func (t *Transport) yieldIfBehind() {
 	}
 }
 
-// admit holds e in its trace's window, or queues it to be judged as late,
-// under s.mu. It reports whether there was no room for either, and e must
-// pass through. The event is counted as received and pending.
-func (t *Transport) admit(s *shard, e *rootcause.Error, now time.Time) (pass bool) {
-	if _, ok := s.decided.get(e.TraceID, now); ok {
-		s.n.late++
-		if t.decider.late(s, *e) {
-			return false
-		}
-		s.n.overflow++
-		return true
-	}
-	w := s.traces[e.TraceID]
-	by := -1
-	if w != nil {
-		by = t.follows(w, e)
-	}
-	if w == nil && len(s.traces)-s.dueTraces() >= t.tracesPerShard {
-		t.decideEarly(s, s.open.head)
-	}
-	// Room in the shard's share of open windows, deciding the oldest early
-	// as needed; due windows have as much again.
-	for s.held-s.heldDue >= t.heldPerShard && s.open.head != nil {
-		t.decideEarly(s, s.open.head)
-	}
-	if s.held >= 2*t.heldPerShard || (w == nil && len(s.traces) >= 2*t.tracesPerShard) {
-		if w != nil {
-			// No room in the window: decide it, and judge e against the
-			// decision as a late event, before passing anything through.
-			t.decideEarly(s, w)
-			s.n.late++
-			if t.decider.late(s, *e) {
-				return false
-			}
-		}
-		s.n.overflow++
-		return true
-	}
-	if w == nil {
-		w = &window{traceID: e.TraceID, errs: make([]rootcause.Error, 0, 4), deadline: now.Add(t.cfg.window)}
-		s.traces[e.TraceID] = w
-		t.windows.Add(1)
-		s.open.pushBack(w)
-		t.timers.Add(1)
-		w.timer = time.AfterFunc(t.cfg.window, func() { t.expire(s, w) })
-	}
-	if by >= 0 {
-		e.Event = nil // a symptom: its summary is all that is needed
-	}
-	s.held++
-	if w.due {
-		s.heldDue++
-	}
-	w.errs = append(w.errs, *e)
-	w.followed = append(w.followed, int32(by))
-	w.chain(e)
-	if !w.due && len(w.errs) >= t.cfg.maxEventsPerTrace {
-		t.decideEarly(s, w)
-	}
-	return false
-}
-
-// follows returns the index of an error of w that e is known to follow
-// from (rootcause.Follows, and WithCascadeTypes across services), or -1.
-// That error may itself follow from another: followed leads to one with its
-// body. s.mu is held.
-func (t *Transport) follows(w *window, e *rootcause.Error) int {
-	if e.SpanID == "" {
-		return -1
-	}
-	if k := spanBit(e.SpanID); w.chained[k/64]&(1<<(k%64)) == 0 {
-		return -1
-	}
-	for i := range w.errs {
-		a := &w.errs[i]
-		// Most errors of a window are not on each other's chains (a storm
-		// on one span, siblings): rule those out before copying them into
-		// Follows.
-		if e.SpanID == "" || e.SpanID == a.SpanID ||
-			a.ParentSpanID != e.SpanID && !slices.Contains(a.Ancestors, e.SpanID) {
-			continue
-		}
-		if !rootcause.Follows(*e, *a) {
-			continue
-		}
-		if len(t.cfg.cascadeTypes) > 0 && a.Service != e.Service && !e.IsType(t.cfg.cascadeTypes...) {
-			continue
-		}
-		return i
-	}
-	return -1
-}
-
-// chain sets the bits of the span ids on e's chain. s.mu is held.
-func (w *window) chain(e *rootcause.Error) {
-	if e.ParentSpanID != "" {
-		k := spanBit(e.ParentSpanID)
-		w.chained[k/64] |= 1 << (k % 64)
-	}
-	for _, id := range e.Ancestors {
-		k := spanBit(id)
-		w.chained[k/64] |= 1 << (k % 64)
-	}
-}
-
-// spanBit hashes a span id into 0..255 from its last two characters, which
-// for random hex ids are as good as any.
-func spanBit(id string) uint {
-	n := len(id)
-	if n < 2 {
-		return 0
-	}
-	return (uint(id[n-1]) ^ uint(id[n-2])<<3) & 255
-}
-
-// dueTraces counts s's windows due for a decision. s.mu is held.
-func (s *shard) dueTraces() int { return len(s.traces) - s.open.n }
-
-// decideEarly hands w to the decider before its window ends because a bound
-// was reached. s.mu is held.
-func (t *Transport) decideEarly(s *shard, w *window) {
-	if w == nil || w.due {
-		return
-	}
-	if w.timer.Stop() {
-		t.timers.Done()
-	}
-	s.n.decidedEarly++
-	t.makeDue(s, w)
-}
-
-// makeDue hands w to the decider; its events stay in s, counted as held,
-// until the decider takes them. s.mu is held.
-func (t *Transport) makeDue(s *shard, w *window) {
-	if w.due {
-		return
-	}
-	w.due = true
-	s.open.remove(w)
-	s.heldDue += len(w.errs)
-	if !t.decider.window(s, w) {
-		// Close gave up on the decisions: count the events for it.
-		delete(s.traces, w.traceID)
-		t.windows.Add(-1)
-		n := uint64(len(w.errs))
-		s.held -= len(w.errs)
-		s.heldDue -= len(w.errs)
-		s.n.pending -= n
-		s.n.abandoned += n
-	}
-}
-
-func (t *Transport) shardFor(traceID string) *shard {
-	return &t.shards[maphash.String(t.seed, traceID)%numShards]
-}
-
 // passThrough queues event for the inner transport, counting it as
 // received and pending until it is handed over. extra says why it passed.
 func (t *Transport) passThrough(s *shard, event *sentry.Event, extra *counts) {
@@ -416,266 +251,8 @@ func (t *Transport) passThrough(s *shard, event *sentry.Event, extra *counts) {
 	if testHookBeforePush != nil {
 		testHookBeforePush()
 	}
-	t.emit.push(s, event)
+	t.emit.push(s, event, eventBytes(event), false)
 	t.yieldIfBehind()
-}
-
-// cascade suppresses, or with WithSendCascades sends tagged, an event that a
-// downstream acknowledgement explains.
-func (t *Transport) cascade(s *shard, event *sentry.Event, downstream string) {
-	if !t.cfg.sendCascades {
-		s.mu.Lock()
-		s.n.received++
-		s.n.cascades++
-		s.n.suppressed++
-		s.mu.Unlock()
-		return
-	}
-	if event.Tags == nil {
-		event.Tags = make(map[string]string, 1)
-	}
-	event.Tags[TagCascadeOf] = downstream
-	t.passThrough(s, event, &counts{cascades: 1})
-}
-
-// expire hands a window to the decider when its timer fires.
-func (t *Transport) expire(s *shard, w *window) {
-	defer t.timers.Done()
-	s.mu.Lock()
-	if s.traces[w.traceID] == w {
-		t.makeDue(s, w)
-	}
-	s.mu.Unlock()
-}
-
-// requestEnded shortens the window of a trace whose last call served in
-// this process ended to the grace of WithRequestGrace.
-// The id is hex, as the events carry it; it is not kept.
-func (t *Transport) requestEnded(traceID []byte) {
-	s := &t.shards[maphash.Bytes(t.seed, traceID)%numShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w := s.traces[string(traceID)]
-	if w == nil || w.due {
-		return // the common case, a request without errors: no clock read
-	}
-	now := time.Now()
-	if w.deadline.Sub(now) <= t.cfg.grace {
-		return
-	}
-	// A timer that cannot be stopped is firing: the window ends anyway.
-	if w.timer.Stop() {
-		w.timer.Reset(t.cfg.grace)
-		w.deadline = now.Add(t.cfg.grace)
-		s.n.requestEnded++
-	}
-}
-
-// take removes a due window from s for the decider, or returns false when
-// Close took it first.
-func (t *Transport) take(s *shard, w *window) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.traces[w.traceID] != w {
-		return false
-	}
-	delete(s.traces, w.traceID)
-	t.windows.Add(-1)
-	s.held -= len(w.errs)
-	s.heldDue -= len(w.errs)
-	// Until decide remembers the decision, the trace's later events are
-	// queued as late ones behind it, rather than open a second window.
-	s.decided.put(w.traceID, time.Now(), decision{})
-	return true
-}
-
-// decide splits w's errors into incidents and sends the root cause of each,
-// annotated with what it stands for, suppressing the rest. If the strategy
-// fails, it sends every event. It runs on the decider's goroutine.
-func (t *Transport) decide(s *shard, w *window) {
-	incidents, err := rootcause.Incidents(t.cfg.strategy, w.errs)
-	if err != nil {
-		otel.Handle(err)
-		// Every error with its body is sent; those without follow from one
-		// of them, and are suppressed.
-		events := make([]*sentry.Event, 0, len(w.errs))
-		for i := range w.errs {
-			if w.errs[i].Event != nil {
-				events = append(events, w.errs[i].Event)
-			}
-		}
-		suppressed := uint64(len(w.errs) - len(events))
-		s.mu.Lock()
-		s.n.strategyFailures++
-		s.n.pending -= suppressed
-		s.n.suppressed += suppressed
-		s.decided.put(w.traceID, time.Now(), decision{failed: true})
-		s.mu.Unlock()
-		t.emit.pushWait(s, events...)
-		return
-	}
-	send := make([]*sentry.Event, 0, len(incidents))
-	sent := make(map[int]bool, len(incidents))
-	var d decision
-	for _, inc := range incidents {
-		// A root the strategy named without its body (it follows from
-		// another error) is reported by the error it follows from.
-		root := inc.Root
-		for w.errs[root].Event == nil {
-			root = int(w.followed[root])
-		}
-		if sent[root] {
-			continue // that error's report stands for this incident too
-		}
-		sent[root] = true
-		if len(inc.Members) > 1 {
-			t.annotate(w.errs[root].Event, w.errs, rootcause.Incident{Root: root, Members: inc.Members}, len(incidents))
-		}
-		send = append(send, w.errs[root].Event)
-		d = d.remember(w.errs[root], true)
-	}
-	for i := range w.errs {
-		if !sent[i] {
-			d = d.remember(w.errs[i], false)
-		}
-	}
-	suppressed := uint64(len(w.errs) - len(send))
-	s.mu.Lock()
-	s.n.pending -= suppressed
-	s.n.suppressed += suppressed
-	s.decided.put(w.traceID, time.Now(), d)
-	s.mu.Unlock()
-	t.emit.pushWait(s, send...)
-}
-
-// judgeLate judges late events of one trace, at most lateChunk of them, in
-// one strategy call with what its decision remembers: a late event that
-// joins the incident of an event the trace already sent is suppressed; of an
-// incident rooted among the late events, the root is sent, standing for the
-// rest; every other late event is sent. Each is then remembered with the
-// trace's decision. It runs on the decider's goroutine.
-func (t *Transport) judgeLate(s *shard, traceID string, late []rootcause.Error) {
-	s.mu.Lock()
-	d, ok := s.decided.get(traceID, time.Now())
-	s.mu.Unlock()
-	sent := make([]bool, len(late))
-	for i := range sent {
-		sent[i] = true // when in doubt, send
-	}
-	if ok && !d.failed {
-		t.explainLate(s, d, late, sent)
-	}
-	events := make([]*sentry.Event, 0, len(late))
-	for i := range late {
-		if sent[i] {
-			events = append(events, late[i].Event)
-		}
-	}
-	suppressed := uint64(len(late) - len(events))
-	now := time.Now()
-	s.mu.Lock()
-	s.n.pending -= suppressed
-	s.n.suppressed += suppressed
-	s.n.lateSuppressed += suppressed
-	if d, ok := s.decided.get(traceID, now); ok && !d.failed {
-		// The sent ones first: they are what suppresses later events.
-		for _, want := range []bool{true, false} {
-			for i := range late {
-				if sent[i] == want {
-					d = d.remember(late[i], want)
-				}
-			}
-		}
-		s.decided.put(traceID, now, d)
-	}
-	s.mu.Unlock()
-	t.emit.pushWait(s, events...)
-}
-
-// explainLate splits d's remembered errors and late into incidents and
-// clears sent[i] for each late error that is suppressed: a member, not the
-// root, of an incident whose root d sent or that is itself late (that root
-// is sent, annotated with its late members). A late member of an incident
-// rooted in an error d remembers but did not send stays sent, as does every
-// late error when the strategy fails, which is counted.
-func (t *Transport) explainLate(s *shard, d decision, late []rootcause.Error, sent []bool) {
-	known := len(d.errs)
-	errs := append(slices.Clip(d.errs), late...)
-	incidents, err := rootcause.Incidents(t.cfg.strategy, errs)
-	if err != nil {
-		otel.Handle(err)
-		s.mu.Lock()
-		s.n.strategyFailures++
-		s.mu.Unlock()
-		return
-	}
-	for _, inc := range incidents {
-		if inc.Root < known && !d.sent[inc.Root] {
-			continue
-		}
-		// Members are ascending: the late ones come after the remembered.
-		first, _ := slices.BinarySearch(inc.Members, known)
-		lateMembers := inc.Members[first:]
-		for _, i := range lateMembers {
-			if i != inc.Root {
-				sent[i-known] = false
-			}
-		}
-		if inc.Root >= known && len(lateMembers) > 1 {
-			t.annotate(errs[inc.Root].Event, errs, rootcause.Incident{Root: inc.Root, Members: lateMembers}, len(incidents))
-		}
-	}
-}
-
-// annotate writes on an incident's root cause what it stands for.
-func (t *Transport) annotate(root *sentry.Event, errs []rootcause.Error, inc rootcause.Incident, incidents int) {
-	n := len(inc.Members) - 1
-	listed := make([]map[string]string, 0, min(n, t.cfg.maxListed))
-	for _, i := range inc.Members {
-		if i == inc.Root {
-			continue
-		}
-		if len(listed) == t.cfg.maxListed {
-			break
-		}
-		e := &errs[i]
-		listed = append(listed, map[string]string{
-			"event_id":       e.EventID,
-			"service":        e.Service,
-			"exception_type": e.ExceptionType,
-			"message":        e.Message,
-			"span_id":        e.SpanID,
-		})
-	}
-	if root.Tags == nil {
-		root.Tags = make(map[string]string, 1)
-	}
-	root.Tags[TagSuppressed] = strconv.Itoa(n)
-	if root.Contexts == nil {
-		root.Contexts = make(map[string]sentry.Context, 1)
-	}
-	root.Contexts[ContextKey] = sentry.Context{
-		"suppressed": n,
-		"events":     listed,
-		"trace_id":   errs[inc.Root].TraceID,
-		"strategy":   t.strategyName,
-		"incidents":  incidents,
-	}
-}
-
-// drain hands every held window to the decider now.
-func (t *Transport) drain() {
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		for w := s.open.head; w != nil; w = s.open.head {
-			if w.timer.Stop() {
-				t.timers.Done()
-			}
-			t.makeDue(s, w)
-		}
-		s.mu.Unlock()
-	}
 }
 
 // Flush sends every pending event to the inner transport, then flushes it,
@@ -723,6 +300,10 @@ func (t *Transport) Configure(options sentry.ClientOptions) {
 // call more than once and from several goroutines; every call returns after
 // the first has finished.
 //
+// From the moment Close begins nothing more is acknowledged; events that
+// were are handed over first, and a flush of the inner transport in
+// progress is cut short so that they are not held behind it.
+//
 // The inner transport's own Close is called last, on the caller's
 // goroutine, and is not bounded: sentry-go's transports return from it at
 // once, and abandoning a goroutine still inside a user's transport would
@@ -732,6 +313,7 @@ func (t *Transport) Close() {
 		ctx, cancel := context.WithTimeout(context.Background(), t.cfg.closeTimeout)
 		defer cancel()
 		t.closed.Store(true)
+		t.emit.beginClose()
 		t.drain()
 		if !t.work.wait(ctx) {
 			t.decider.abandon()

@@ -169,6 +169,7 @@ func Split(errs []Error) []Incident { return split(errs, nil) }
 // split is Split; where cascadeTypes is not nil, an error is a symptom of
 // another service's error only when it is of one of cascadeTypes.
 func split(errs []Error, cascadeTypes []string) []Incident {
+	rule := Rule{CascadeTypes: cascadeTypes}
 	n := len(errs)
 	if n == 0 {
 		return nil
@@ -207,7 +208,7 @@ func split(errs []Error, cascadeTypes []string) []Incident {
 		if ea.Service == eb.Service && !ea.Timestamp.IsZero() && eb.Timestamp.Before(ea.Timestamp) {
 			return false
 		}
-		if cascadeTypes != nil && ea.Service != eb.Service && !eb.IsType(cascadeTypes...) {
+		if ea.Service != eb.Service && !rule.Cascades(eb) {
 			return false
 		}
 		return eb.LastChild == "" || throughLastChild(ea, eb)
@@ -307,17 +308,55 @@ func split(errs []Error, cascadeTypes []string) []Incident {
 // looking at the two alone, not through other errors: b was captured on a
 // span enclosing a's span, not earlier than a where they share a service
 // (and so a clock), and, where b carries LastChild, a's failure came up
-// through that child. Where Follows holds, Split never makes b a root
-// cause: it is a symptom of a's incident or of another that explains it.
-func Follows(b, a Error) bool {
-	if b.SpanID == "" || b.SpanID == a.SpanID || !slices.Contains(chainOf(&a), b.SpanID) {
+// through that child. Where Follows holds on well-formed span data, Split
+// never makes b a root cause: it is a symptom of a's incident or of another
+// that explains it. On malformed data where two errors' chains hold each
+// other's spans (a cycle), Split makes both incidents of their own: it
+// fails the safe way, with an extra report.
+func Follows(b, a Error) bool { return Rule{}.Follows(&b, &a) }
+
+// Rule is the one rule by which an error is known to follow from another:
+// [Split]'s, and the one package dedup asks when an error arrives and when
+// a downstream service acknowledged a call. The zero Rule is Split's. With
+// CascadeTypes, an error of one service follows from another service's
+// error only when its exception type is one of them (as [CascadeTypes]).
+type Rule struct {
+	// CascadeTypes are the types the code wraps a failed call in; none
+	// means any type.
+	CascadeTypes []string
+}
+
+// Follows is [Follows] under r.
+func (r Rule) Follows(b, a *Error) bool {
+	if !Encloses(b, a) {
 		return false
 	}
 	if a.Service == b.Service && !a.Timestamp.IsZero() && b.Timestamp.Before(a.Timestamp) {
 		return false
 	}
-	return b.LastChild == "" || throughLastChild(&a, &b)
+	if a.Service != b.Service && !r.Cascades(b) {
+		return false
+	}
+	return b.LastChild == "" || throughLastChild(a, b)
 }
+
+// Cascades reports whether b may follow from another service's failure:
+// always without CascadeTypes, else when b is of one of them.
+func (r Rule) Cascades(b *Error) bool {
+	return len(r.CascadeTypes) == 0 || b.IsType(r.CascadeTypes...)
+}
+
+// Encloses reports whether b was captured on a span known to enclose a's
+// span in a's process: b's span is on a's chain of ancestors (or is its
+// parent where the ancestors are unknown).
+func Encloses(b, a *Error) bool {
+	return b.SpanID != "" && b.SpanID != a.SpanID && slices.Contains(chainOf(a), b.SpanID)
+}
+
+// Repeats reports whether b repeats a, the two being one incident when
+// nothing explains them: the same service and exception type (the same
+// message where neither has a type), as a retried call failing each time.
+func Repeats(b, a *Error) bool { return keyOf(b) == keyOf(a) }
 
 // precedes orders errors independently of their arrival: by timestamp (a
 // known one first), then event id, then span id.
