@@ -76,14 +76,24 @@ var w3c = propagation.TraceContext{}
 // deduplicator, no deduphttp on either side.
 func newService(t *testing.T, sys system, name string, tracedup bool, options ...dedup.Option) *service {
 	t.Helper()
+	return newServiceTo(t, sys, name, nil, tracedup, options...)
+}
+
+// newServiceTo is newService with a Sentry of the test's own: the
+// deduplicator's inner transport is to(recorder), where to is not nil.
+func newServiceTo(t *testing.T, sys system, name string, to func(*sentrytest.Transport) sentry.Transport, tracedup bool, options ...dedup.Option) *service {
+	t.Helper()
 	s := &service{name: name, recorder: sentrytest.NewTransport(), mux: http.NewServeMux()}
 	s.tp = sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name))))
 	var transport sentry.Transport = s.recorder
+	if to != nil {
+		transport = to(s.recorder)
+	}
 	if tracedup {
 		// An hour's window: the test decides when by flushing.
-		s.dedup = dedup.NewTransport(s.recorder, append([]dedup.Option{dedup.WithWindow(time.Hour)}, options...)...)
+		s.dedup = dedup.NewTransport(transport, append([]dedup.Option{dedup.WithWindow(time.Hour)}, options...)...)
 		transport = s.dedup
 	}
 	client, err := sentry.NewClient(sentryotel.WrapOptions(sentry.ClientOptions{Transport: transport}))
