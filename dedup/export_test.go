@@ -1,0 +1,4 @@
+package dedup
+
+// EventBytes is eventBytes, for the tests of its accuracy.
+var EventBytes = eventBytes
