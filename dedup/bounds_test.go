@@ -82,7 +82,9 @@ func TestEventBytesTracksTheHeap(t *testing.T) {
 // and a request body.
 func realEvent(i, frames, crumbs, body int) *sentry.Event {
 	ev := errEvent(fmt.Sprintf("%032x", i+1), "00000000000000c3", "", "payment", "*main.PaymentDeclined")
-	line := func(k int) string { return fmt.Sprintf("\tif err := charge(ctx, order%d, card); err != nil { // line %d", i, k) }
+	line := func(k int) string {
+		return fmt.Sprintf("\tif err := charge(ctx, order%d, card); err != nil { // line %d", i, k)
+	}
 	st := &sentry.Stacktrace{}
 	for f := range frames {
 		fr := sentry.Frame{Function: fmt.Sprintf("handler%d.func%d", i, f), Module: "github.com/example/shop/payment",
