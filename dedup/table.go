@@ -100,10 +100,10 @@ type budget struct {
 
 func newBudget(total int64) budget {
 	return budget{
-		open:      total / 4, // of held: open windows
-		held:      total / 2, // every window, open or due
-		queue:     total / 4,
-		late:      total / 8,
+		open:      total * 5 / 16, // of held: open windows
+		held:      total * 5 / 8,  // every window, open or due
+		queue:     total / 8,
+		late:      total / 16,
 		decisions: total / 16,
 		calls:     total / 16,
 	}
