@@ -204,3 +204,30 @@ func TestLateRepeatsAreSuppressedOnArrival(t *testing.T) {
 		assertInvariant(t, st)
 	})
 }
+
+// A repeat that arrives after its trace's report but was captured before
+// it (another goroutine's, another host's clock) is the same origin: it is
+// suppressed, not sent as the root of its repeats. The strategy here
+// splits as Split does but is a Splitter, so that the repeat is judged by
+// the decider rather than on arrival.
+func TestLateRepeatCapturedEarlierIsSuppressed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner := sentrytest.NewTransport()
+		tr := dedup.NewTransport(inner, dedup.WithStrategy(rootcause.CascadeTypes(nil)))
+		defer tr.Close()
+		sent := errEvent(traceA, "00000000000000c3", "00000000000000b2", "payment", "*main.PaymentDeclined")
+		tr.SendEvent(sent)
+		time.Sleep(dedup.DefaultWindow)
+		synctest.Wait()
+		require.Len(t, inner.Events(), 1)
+
+		repeat := errEvent(traceA, "00000000000000c4", "00000000000000b2", "payment", "*main.PaymentDeclined")
+		repeat.Timestamp = sent.Timestamp.Add(-time.Second)
+		tr.SendEvent(repeat)
+		synctest.Wait()
+		assert.Len(t, inner.Events(), 1, "the report stands for it")
+		st := tr.Stats()
+		assert.Equal(t, uint64(1), st.LateSuppressed, "%+v", st)
+		assertInvariant(t, st)
+	})
+}

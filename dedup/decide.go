@@ -130,9 +130,12 @@ func (t *Transport) judgeLate(s *shard, id trace.TraceID, late []rootcause.Error
 // explainLate splits d's remembered errors and late into incidents and
 // clears sent[i] for each late error that is suppressed: a member, not the
 // root, of an incident whose root d sent or that is itself late (that root
-// is sent, annotated with its late members). A late member of an incident
-// rooted in an error d remembers but did not send stays sent, as does every
-// late error when the strategy fails, which is counted.
+// is sent, annotated with its late members), and a late root that repeats
+// an error d sent (the same origin: a repeat that arrived late may carry an
+// earlier timestamp than the one sent). A late root that nothing d sent
+// repeats (a deeper cause that arrived late) is sent. A late member of an
+// incident rooted in an error d remembers but did not send stays sent, as
+// does every late error when the strategy fails, which is counted.
 func (t *Transport) explainLate(s *shard, d decision, late []rootcause.Error, sent []bool) {
 	known := len(d.errs)
 	errs := append(slices.Clip(d.errs), late...)
@@ -145,18 +148,21 @@ func (t *Transport) explainLate(s *shard, d decision, late []rootcause.Error, se
 		return
 	}
 	for _, inc := range incidents {
-		if inc.Root < known && !d.sent[inc.Root] {
-			continue
-		}
 		// Members are ascending: the late ones come after the remembered.
 		first, _ := slices.BinarySearch(inc.Members, known)
 		lateMembers := inc.Members[first:]
+		reported := inc.Root >= known && slices.ContainsFunc(inc.Members[:first], func(i int) bool {
+			return d.sent[i] && rootcause.Repeats(&errs[inc.Root], &errs[i])
+		})
+		if inc.Root < known && !d.sent[inc.Root] {
+			continue // rooted in an error d did not send: when in doubt, send
+		}
 		for _, i := range lateMembers {
-			if i != inc.Root {
+			if reported || i != inc.Root {
 				sent[i-known] = false
 			}
 		}
-		if inc.Root >= known && len(lateMembers) > 1 {
+		if inc.Root >= known && !reported && len(lateMembers) > 1 {
 			t.annotate(errs[inc.Root].Event, errs, rootcause.Incident{Root: inc.Root, Members: lateMembers}, len(incidents))
 		}
 	}
