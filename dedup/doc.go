@@ -74,35 +74,38 @@
 //
 // # What is bounded
 //
-// Every bound has a default and a documented behaviour past it; nothing
-// grows with the error rate or with how slow Sentry is.
-//   - Events held for a decision, with their bodies: [WithMaxHeldEvents]
-//     ([DefaultMaxHeldEvents], 4,096), shared by 64 shards; each holds at
-//     most ceil(n/64) in open windows and as many in windows due for a
-//     decision: 8,192 events, about 105 MB at the 13 KB a real captured
-//     event holds. A shard past its share decides its oldest trace early
-//     (Stats.DecidedEarly); later events of that trace are judged as late
-//     ones. [WithMaxTraces] and [WithMaxEventsPerTrace] (64) decide early in
-//     the same way. Only when the decisions do not keep up does an error
-//     pass through undecided (Stats.Overflow). An event known to be a
-//     symptom inside an open window keeps its body: the strategy may still
-//     name it the root cause. Once decided, only summaries are kept.
-//   - Events waiting for the inner transport: [WithMaxQueueSize]
-//     ([DefaultMaxQueueSize], 1,000, sentry-go's own queue size). Past it
-//     events are dropped and counted in Stats.QueueFull, as OTel's
-//     BatchSpanProcessor drops spans.
-//   - Late events waiting to be judged, with their bodies, over all traces:
-//     the same bound; past it they are sent undecided (Stats.Overflow).
-//     An event that finds no room in its trace's window while the window
-//     waits for its decision is queued so too, judged against the decision,
-//     before anything passes through.
-//   - Decisions remembered: [WithMemory] ([DefaultMaxRemembered] traces of
-//     at most 16 summaries, for [DefaultMemory]).
+// Memory is bounded in bytes: [WithMaxBytes] ([DefaultMaxBytes], 128 MiB)
+// covers everything the Transport holds. Each event is weighed on arrival
+// by an estimate of the heap it holds (its structs, and the strings of its
+// exceptions and frames with their context lines and vars, breadcrumbs,
+// request, tags, contexts, modules, user and attachments: within 15% of the
+// heap measured for events of 13 KB to 1 MB). The budget is shared out, and
+// each part degrades on its own, in this order:
+//   - windows, 5/8 of it, at most half of that in windows still open: a
+//     shard past its share decides its oldest trace early
+//     (Stats.DecidedEarly), whose later events are judged as late ones;
+//     when windows due for a decision fill the rest because the decisions
+//     do not keep up, an error passes through undecided (Stats.Overflow).
+//     [WithMaxHeldEvents], [WithMaxTraces] and [WithMaxEventsPerTrace]
+//     bound the counts as well.
+//   - late events waiting to be judged, 1/16 (and [WithMaxQueueSize]
+//     events): past it they are sent undecided (Stats.Overflow).
+//   - events waiting for the inner transport, 1/8 (and [WithMaxQueueSize],
+//     sentry-go's own 1,000): past it events are dropped and counted in
+//     Stats.QueueFull, as OTel's BatchSpanProcessor drops spans; never an
+//     event that acknowledged a call (below).
+//   - decisions remembered, 1/16 (and [WithMemory]'s count and time), and
+//     the acknowledgement's records of calls made, 1/16: past them the
+//     oldest is forgotten. A late event of a forgotten trace opens a new
+//     window; a forgotten call explains nothing, and its caller's error is
+//     sent.
 //
-// With the defaults and 13 KB events the Transport holds at most about
-// 105 MB of held events, 13 MB in each queue and an estimated 65 MB of
-// remembered decisions: under 200 MB. Events that are larger (big
-// breadcrumbs, attachments in extra) scale the event part of that.
+// An error known to follow from, or to repeat, an error its window holds
+// keeps only its summary: its event's body is let go at once. Once a trace
+// is decided only summaries are kept, and a late repeat of its report is
+// suppressed on arrival, without a strategy call. The calls served at once
+// that the acknowledgement tracks are bounded by [WithMaxCalls]
+// ([DefaultMaxCalls], 65,536; 64 per trace), each a few dozen bytes.
 //
 // # Nothing lost silently
 //
@@ -119,11 +122,8 @@
 //
 // # What is held
 //
-// An error that arrives known to follow from an error its window holds
-// (rootcause.Follows: captured on a span enclosing that error's span) is
-// never sent, so only its summary is kept for the "dedup" context: its
-// event's body is let go at once (it still counts as one held event). Should
-// a strategy name it an incident's root cause, the error it follows from is
+// Should a strategy name an error without its body (a known symptom or a
+// repeat) an incident's root cause, the error it follows from or repeats is
 // sent in its place.
 //
 // # Never hurting the host
@@ -155,6 +155,17 @@
 // own (a message queue) needs only those two methods and [ParseReported];
 // [Incoming.Begin] is Transport.Incoming without the allocation, for an
 // adapter that pools its per-request state, as deduphttp and dedupgrpc do.
+//
+// An acknowledgement silences a caller's error, so it is given only for what
+// will get through: an error event acknowledges its call only after it was
+// admitted, and only while the Transport is sure of its delivery (it is not
+// closing, its queue to the inner transport is under a quarter full, no
+// flush of the inner transport has taken 5 s or failed, nothing was dropped
+// or sent undecided in the last 30 s). Otherwise it acknowledges nothing and
+// counts the event in Stats.NotAcknowledged: the caller reports its own
+// error. An acknowledged event, and the report that stands for it, is never
+// dropped by a bound: it is queued past the queue's bounds, ahead of the
+// others, and Close cuts a burst's flush short to hand it over first.
 //
 // # Delivery
 //
