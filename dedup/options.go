@@ -53,7 +53,7 @@ const (
 	DefaultMemory = 5 * time.Minute
 	// DefaultMaxRemembered bounds the decisions remembered. Each keeps at
 	// most 16 errors' summaries, without their events: a few hundred bytes
-	// each, an estimated 65 MB at most for 10,000 traces (not measured).
+	// each; their bytes are bounded by a sixteenth of WithMaxBytes too.
 	DefaultMaxRemembered = 10_000
 	// DefaultMaxBurst is how many events are handed to the inner transport
 	// before it is flushed. sentry-go's HTTPTransport queues 1000 events and
@@ -291,8 +291,13 @@ func WithCascadeTypes(types ...string) Option {
 // WithMaxBytes sets the memory budget of the Transport in bytes: everything
 // it holds (event bodies waiting for a decision, both queues, remembered
 // decisions and the acknowledgement's call records) is kept within it, by
-// an estimate of each event's size in the heap. Past a part of it the
-// Transport degrades in a documented order rather than grow.
+// an estimate of each event's heap. It is shared out: 5/8 for windows (half
+// of that for windows still open), 1/8 for the queue to the inner
+// transport, 1/16 each for late events, remembered decisions and records of
+// calls. Past a share the Transport degrades as the package documentation
+// says (What is bounded), rather than grow. One event always fits in an
+// empty part, however large: with a budget below a few event sizes, events
+// pass through rather than wait.
 func WithMaxBytes(n int64) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {
