@@ -1,7 +1,6 @@
 package dedup
 
 import (
-	"context"
 	"runtime"
 	"slices"
 	"sync"
@@ -34,9 +33,7 @@ type decider struct {
 	// the lock.
 	backlog atomic.Int64
 
-	wake chan struct{}
-	quit chan struct{}
-	done chan struct{}
+	loop *loop
 }
 
 type dueWindow struct {
@@ -68,11 +65,8 @@ func newDecider(t *Transport) *decider {
 	d := &decider{
 		t:      t,
 		lateOf: make(map[trace.TraceID]*lateTrace),
-		wake:   make(chan struct{}, 1),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
 	}
-	go d.run()
+	d.loop = startLoop(d.step)
 	return d
 }
 
@@ -122,28 +116,8 @@ func (d *decider) enqueue(add func() bool) bool {
 	d.backlog.Add(1)
 	d.t.work.add(1)
 	d.mu.Unlock()
-	d.signal()
+	d.loop.signal()
 	return true
-}
-
-func (d *decider) signal() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (d *decider) run() {
-	defer close(d.done)
-	for {
-		select {
-		case <-d.wake:
-		case <-d.quit:
-			return
-		}
-		for d.step() {
-		}
-	}
 }
 
 // step decides one due window, or else judges a chunk of the oldest
@@ -224,14 +198,4 @@ func (d *decider) abandon() {
 		lt.s.drop(n, &counts{abandoned: n})
 	}
 	d.t.work.add(-len(windows) - lateEvents)
-}
-
-// stop ends the goroutine; it waits for it until ctx ends. A goroutine stuck
-// in a strategy ends when that call returns.
-func (d *decider) stop(ctx context.Context) {
-	close(d.quit)
-	select {
-	case <-d.done:
-	case <-ctx.Done():
-	}
 }

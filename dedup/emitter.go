@@ -2,8 +2,6 @@ package dedup
 
 import (
 	"context"
-	"fmt"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,56 +12,6 @@ import (
 
 // burstFlushTimeout bounds the wait for the inner transport to send a burst.
 const burstFlushTimeout = 30 * time.Second
-
-// work counts what is outstanding across the decider and the emitter:
-// windows due for a decision, late events to judge, events queued for or
-// being handed to the inner transport. Flush and Close wait for it to reach
-// zero.
-type work struct {
-	mu          sync.Mutex
-	outstanding int
-	idle        chan struct{} // closed while outstanding == 0
-}
-
-func newWork() *work {
-	w := &work{idle: make(chan struct{})}
-	close(w.idle)
-	return w
-}
-
-// add adds delta to the outstanding count.
-func (w *work) add(delta int) {
-	if delta == 0 {
-		return
-	}
-	w.mu.Lock()
-	if w.outstanding == 0 && delta > 0 {
-		w.idle = make(chan struct{})
-	}
-	w.outstanding += delta
-	if w.outstanding == 0 {
-		close(w.idle)
-	}
-	w.mu.Unlock()
-}
-
-// wait waits until nothing is outstanding, or ctx ends, and reports which.
-func (w *work) wait(ctx context.Context) bool {
-	for {
-		w.mu.Lock()
-		if w.outstanding == 0 {
-			w.mu.Unlock()
-			return true
-		}
-		idle := w.idle
-		w.mu.Unlock()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
 
 // Signals of trouble that make the Transport stop acknowledging (see
 // [Transport.sure]).
@@ -110,9 +58,8 @@ type emitter struct {
 	// when none is). Both in Unix nanoseconds.
 	troubleAt, flushingSince atomic.Int64
 
-	wake chan struct{}
-	quit chan struct{}
-	done chan struct{}
+	loop *loop
+	sent int // events handed over since the last flush
 }
 
 type emission struct {
@@ -128,12 +75,9 @@ func newEmitter(next sentry.Transport, burst, max int, maxBytes int64, w *work) 
 		max:      max,
 		maxBytes: maxBytes,
 		work:     w,
-		wake:     make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
 	}
 	e.room = sync.NewCond(&e.mu)
-	go e.run()
+	e.loop = startLoop(e.step)
 	return e
 }
 
@@ -224,10 +168,7 @@ func (e *emitter) pushLocked(s *shard, out outbox, acked, whole bool) {
 		}
 	}
 	if n > 0 {
-		select {
-		case e.wake <- struct{}{}:
-		default:
-		}
+		e.loop.signal()
 	}
 }
 
@@ -251,36 +192,28 @@ func (e *emitter) take() (emission, bool) {
 	return em, true
 }
 
-func (e *emitter) run() {
-	defer close(e.done)
-	sent := 0
-	for {
-		select {
-		case <-e.wake:
-		case <-e.quit:
-			return
-		}
-		for {
-			e.mu.Lock()
-			em, ok := e.take()
-			e.mu.Unlock()
-			if !ok {
-				break
-			}
-			if err := safely("SendEvent", func() { e.next.SendEvent(em.event) }); err != nil {
-				otel.Handle(err)
-				e.trouble(time.Now())
-				em.from.drop(1, &counts{innerPanics: 1})
-			} else {
-				em.from.handed(1)
-			}
-			if sent++; sent >= e.burst {
-				sent = 0
-				e.flush()
-			}
-			e.work.add(-1)
-		}
+// step hands one event to the inner transport, flushing it after a burst,
+// and reports whether there was one.
+func (e *emitter) step() bool {
+	e.mu.Lock()
+	em, ok := e.take()
+	e.mu.Unlock()
+	if !ok {
+		return false
 	}
+	if err := safely("SendEvent", func() { e.next.SendEvent(em.event) }); err != nil {
+		otel.Handle(err)
+		e.trouble(time.Now())
+		em.from.drop(1, &counts{innerPanics: 1})
+	} else {
+		em.from.handed(1)
+	}
+	if e.sent++; e.sent >= e.burst {
+		e.sent = 0
+		e.flush()
+	}
+	e.work.add(-1)
+	return true
 }
 
 // flush flushes the inner transport after a burst, at most burstFlushTimeout
@@ -336,37 +269,4 @@ func (e *emitter) abandon() {
 		em.from.drop(1, &counts{abandoned: 1})
 	}
 	e.work.add(-len(queue))
-}
-
-// stop ends the goroutine; it waits for it until ctx ends. A goroutine stuck
-// in the inner transport ends when that call returns.
-func (e *emitter) stop(ctx context.Context) {
-	close(e.quit)
-	select {
-	case <-e.done:
-	case <-ctx.Done():
-	}
-}
-
-// panicError is a recovered panic with its value and the stack it was
-// raised on, as x/sync's singleflight keeps them.
-type panicError struct {
-	what  string
-	value any
-	stack []byte
-}
-
-func (p *panicError) Error() string {
-	return fmt.Sprintf("dedup: inner transport's %s panicked: %v\n\n%s", p.what, p.value, p.stack)
-}
-
-// safely calls f and returns what it panicked with, if it did.
-func safely(what string, f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &panicError{what: what, value: r, stack: debug.Stack()}
-		}
-	}()
-	f()
-	return nil
 }

@@ -319,8 +319,8 @@ func (t *Transport) Close() {
 			t.decider.abandon()
 			t.emit.abandon()
 		}
-		t.decider.stop(ctx)
-		t.emit.stop(ctx)
+		t.decider.loop.stop(ctx)
+		t.emit.loop.stop(ctx)
 		// A SendEvent that counted its event before Close began may queue
 		// it only now, after the goroutines stopped: count it, and
 		// anything after it, as abandoned rather than leave it pending.
