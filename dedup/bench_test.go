@@ -38,6 +38,7 @@ func heldTransport(b *testing.B, n int) (*dedup.Transport, []*sentry.Event) {
 		dedup.WithMaxTraces(1<<30),
 		dedup.WithMaxEventsPerTrace(1<<30),
 		dedup.WithMaxHeldEvents(1<<30),
+		dedup.WithMaxBytes(1<<40), // held, all of them: the events are one pointer each
 		dedup.WithStrategy(rootcause.Earliest()),
 	)
 	for _, ev := range events {
