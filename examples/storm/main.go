@@ -30,6 +30,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -82,8 +83,22 @@ func run() int {
 	budget := flag.String("budget", "", "pass dedup.WithMaxBytes with this size (200MiB, 64MB or bytes); default: dedup.DefaultMaxBytes")
 	runs := flag.Int("runs", 1, "run the selected storms this many times, each with a fresh Transport, and sum each storm up")
 	flushTimeout := flag.Duration("flush-timeout", 0, "bound each storm's Flush by this (default 1m, and 1s with -inner stuck, which also bounds Close by it)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return usage(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usage(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	cfg := config{inner: *inner, senders: max(1, *senders), flushTimeout: *flushTimeout}
 	if _, err := newCounter(cfg.inner, false); err != nil {
 		return usage(err)
