@@ -233,10 +233,18 @@ func jsonBody(n int) string {
 	return b.String()
 }
 
+// ownStrings makes clone copy the strings of frames, breadcrumbs, the
+// request and maps too. It is set with -event-size, so that every big event
+// holds its own heap as a real capture does. Without it the events share the
+// capture's strings, as they always did: the default storms then send as
+// fast as before, and the storms of decisions falling behind depend on that
+// rate (copying the frames' context lines halves it).
+var ownStrings bool
+
 // clone copies tpl as deep as a capture would have built it: the event, its
-// maps, its exceptions with their frames, and what grow added (source
-// context and vars, breadcrumbs, the request and the extra context) down to
-// its strings, so that every event holds its own heap as a real capture does.
+// maps, its exceptions with their frames, and what grow added (vars,
+// breadcrumbs, the request and the extra context); down to the strings with
+// ownStrings.
 func clone(tpl *sentry.Event, traceID, spanID, parentID, service, typ string) *sentry.Event {
 	ev := *tpl
 	ev.EventID = sentry.EventID(fmt.Sprintf("%032x", rand.Uint64()))
@@ -266,7 +274,7 @@ func clone(tpl *sentry.Event, traceID, spanID, parentID, service, typ string) *s
 		for j := range st.Frames {
 			f := &st.Frames[j]
 			f.PreContext = cloneStrings(f.PreContext)
-			f.ContextLine = strings.Clone(f.ContextLine)
+			f.ContextLine = cloneString(f.ContextLine)
 			f.PostContext = cloneStrings(f.PostContext)
 			f.Vars = cloneMap(f.Vars)
 		}
@@ -278,14 +286,14 @@ func clone(tpl *sentry.Event, traceID, spanID, parentID, service, typ string) *s
 		ev.Breadcrumbs = make([]*sentry.Breadcrumb, len(tpl.Breadcrumbs))
 		for i, b := range tpl.Breadcrumbs {
 			c := *b
-			c.Message = strings.Clone(b.Message)
+			c.Message = cloneString(b.Message)
 			c.Data = cloneMap(b.Data)
 			ev.Breadcrumbs[i] = &c
 		}
 	}
 	if tpl.Request != nil {
 		r := *tpl.Request
-		r.Data = strings.Clone(r.Data)
+		r.Data = cloneString(r.Data)
 		r.Headers = maps.Clone(r.Headers)
 		ev.Request = &r
 	}
@@ -293,17 +301,24 @@ func clone(tpl *sentry.Event, traceID, spanID, parentID, service, typ string) *s
 }
 
 func cloneStrings(s []string) []string {
-	if s == nil {
+	if s == nil || !ownStrings {
 		return nil
 	}
 	c := make([]string, len(s))
 	for i, v := range s {
-		c[i] = strings.Clone(v)
+		c[i] = cloneString(v)
 	}
 	return c
 }
 
-// cloneMap copies m and its string values.
+func cloneString(s string) string {
+	if !ownStrings {
+		return s
+	}
+	return strings.Clone(s)
+}
+
+// cloneMap copies m, and its string values with ownStrings.
 func cloneMap(m map[string]any) map[string]any {
 	if m == nil {
 		return nil
@@ -311,7 +326,7 @@ func cloneMap(m map[string]any) map[string]any {
 	c := make(map[string]any, len(m))
 	for k, v := range m {
 		if s, ok := v.(string); ok {
-			v = strings.Clone(s)
+			v = cloneString(s)
 		}
 		c[k] = v
 	}

@@ -128,6 +128,7 @@ func run() int {
 			return usage(fmt.Errorf("-event-size %s: Sentry takes events of at most 1 MiB (1MB is just under it)", *size))
 		}
 		tpl = grow(tpl, int(want))
+		ownStrings = true
 	}
 	cfg.jsonBytes = jsonSize(tpl)
 	perClone := eventSize(tpl, cfg.jsonBytes)

@@ -146,22 +146,37 @@ func TestInnerOKIsClean(t *testing.T) {
 // TestBudgetHoldsWithBigEvents sends a flood of big events, one trace each,
 // to a Transport whose Sentry is black-holed (-inner stuck), with a budget
 // of 32 MiB: far more events than the budget holds (the test checks that it
-// does). The live heap above the baseline must stay within the budget plus
-// 25% and 16 MiB:
-//   - 25% of the budget for the error of the Transport's estimate of an
-//     event's heap (an estimate, not a measure: see dedup.WithMaxBytes);
-//   - 16 MiB for what is not the Transport's: the events the senders are
-//     building (two, of at most 1.2 MB of heap each), the program's heap
-//     sampler and the runtime's own growth.
+// does). Three measures of the heap above the baseline, each with what it
+// allows beyond the budget:
 //
-// The live heap is the one the last garbage collection marked, sampled all
-// along the storm. HeapAlloc, which counts garbage not yet collected too, may
-// reach twice the live heap under the default GOGC=100, and the test allows
-// it that: a budget bounds what is held, the collector's pacing is the
-// host's.
+//   - the live heap after the senders are done, after a full collection:
+//     what the Transport holds then, exactly. Allowed: the budget + 25% +
+//     16 MiB. 25% for the error of the Transport's estimate of an event's
+//     heap (an estimate, not a measure: see dedup.WithMaxBytes); 16 MiB for
+//     what is not the Transport's (the program's template event and heap
+//     sampler, the runtime's own growth).
+//   - the peak live heap, as each collection marked it, sampled all along
+//     the storm, which catches a budget that holds only at the end. Allowed:
+//     the budget + 50% + 48 MiB. A concurrent collection marks what is
+//     allocated while it runs as live, garbage or not: a stand-in for an
+//     ideal Transport that holds exactly 32 MiB of these events and drops
+//     the rest peaked at 49–67 MiB of live heap (2 cores, 200 KB and 1 MB
+//     events, the larger figures with another process busy).
+//   - the peak HeapAlloc, garbage not yet collected included. Allowed: twice
+//     the peak live allowance, because under the default GOGC=100 the heap
+//     grows to twice the live heap before a collection; the ideal stand-in
+//     peaked at 93–121 MiB. The collector's pacing is the host's, but a
+//     budget that bounds the live heap bounds this too.
+//
+// On dedup before the budget was enforced this test fails by an order of
+// magnitude (570 MiB and 1.2 GiB held).
 func TestBudgetHoldsWithBigEvents(t *testing.T) {
 	const budget = 32 << 20
-	const within = budget + budget/4 + 16<<20
+	const (
+		held = budget + budget/4 + 16<<20
+		live = budget + budget/2 + 48<<20
+		heap = 2 * live
+	)
 	for _, tc := range []struct {
 		size  string
 		bytes int64
@@ -184,13 +199,18 @@ func TestBudgetHoldsWithBigEvents(t *testing.T) {
 			sent := m.int(t, "received") * m.int(t, "event_json_bytes")
 			require.GreaterOrEqual(t, sent, int64(8*budget), "the storm must be far bigger than the budget to test it")
 
-			live, heap := m.int(t, "peak_live_above_base_bytes"), m.int(t, "peak_heap_above_base_bytes")
-			assert.LessOrEqual(t, live, int64(within),
-				"peak live heap above baseline %.1f MiB, budget %.1f MiB: %.2f× the budget, allowed %.1f MiB",
-				mebi(live), mebi(budget), float64(live)/budget, mebi(within))
-			assert.LessOrEqual(t, heap, int64(2*within),
-				"peak HeapAlloc above baseline %.1f MiB, allowed %.1f MiB (twice the live allowance, GOGC=100)",
-				mebi(heap), mebi(2*within))
+			for _, c := range []struct {
+				key, what string
+				allowed   int64
+			}{
+				{"live_after_send_above_base_bytes", "live heap after sending", held},
+				{"peak_live_above_base_bytes", "peak live heap", live},
+				{"peak_heap_above_base_bytes", "peak HeapAlloc", heap},
+			} {
+				got := m.int(t, c.key)
+				assert.LessOrEqual(t, got, c.allowed, "%s above the baseline: %.1f MiB, %.2f× the budget of %.0f MiB; allowed %.0f MiB",
+					c.what, mebi(got), float64(got)/budget, mebi(budget), mebi(c.allowed))
+			}
 		})
 	}
 }
