@@ -391,23 +391,3 @@ func (s *ackShard) acknowledge(traceID trace.TraceID, e *rootcause.Error, id str
 		match.reported.CompareAndSwap(nil, &id)
 	}
 }
-
-// ParseReported reads an acknowledgement as the protocol carries it (the
-// HTTP header Tracedup-Reported, the gRPC trailer tracedup-reported): an
-// event id of 32 hex digits, optionally followed by parameters after a ';',
-// which are reserved and ignored. It returns the id in lowercase.
-func ParseReported(v string) (string, bool) {
-	if i := strings.IndexByte(v, ';'); i >= 0 {
-		v = v[:i]
-	}
-	v = strings.TrimSpace(v)
-	if len(v) != 32 {
-		return "", false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
-			return "", false
-		}
-	}
-	return strings.ToLower(v), true
-}

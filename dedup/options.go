@@ -85,6 +85,7 @@ type config struct {
 	meterProvider     metric.MeterProvider
 	sendCascades      bool
 	cascadeTypes      []string
+	fleet             *fleet // nil: the fleet of the client's DSN
 }
 
 func newConfig(options []Option) config {
@@ -267,4 +268,20 @@ func WithCascadeTypes(types ...string) Option {
 			c.cascadeTypes = slices.Clone(types)
 		}
 	})
+}
+
+// WithFleetKey makes the Transport's fleet the services configured with the
+// same key, in place of the services whose Sentry DSN names the same host
+// (the same sentry.io organisation, or the same self-hosted Sentry). An
+// acknowledgement is then honoured only from a service that holds the key,
+// and answered only to one: a MAC secret, for teams whose DSN is public (a
+// browser SDK's) or who trust a partner on purpose. Give every service of
+// the fleet the same key, at least 16 random bytes. An empty key is ignored;
+// the key is copied.
+func WithFleetKey(key []byte) Option {
+	if len(key) == 0 {
+		return optionFunc(func(*config) {})
+	}
+	f := keyFleet(key)
+	return optionFunc(func(c *config) { c.fleet = f })
 }

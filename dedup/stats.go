@@ -73,6 +73,12 @@ type Stats struct {
 	// AfterClose counts events sent after Close, which the closed inner
 	// transport would lose.
 	AfterClose uint64
+
+	// Untrusted counts answers to this service's calls that were not
+	// honoured because they did not verify (see Call.Reported): a
+	// stranger's, a partner's of another fleet, a forged one. It counts
+	// answers, not events, and is not part of the invariant.
+	Untrusted uint64
 }
 
 // counts is one shard's share of Stats, guarded by the shard's lock.
@@ -157,5 +163,6 @@ func (t *Transport) Stats() Stats {
 		InnerPanics:      sum.innerPanics,
 		Abandoned:        sum.abandoned,
 		AfterClose:       sum.afterClose,
+		Untrusted:        t.trust.untrusted.Load(),
 	}
 }
