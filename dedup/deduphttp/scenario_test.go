@@ -76,6 +76,13 @@ var w3c = propagation.TraceContext{}
 // deduplicator, no deduphttp on either side.
 func newService(t *testing.T, sys system, name string, tracedup bool, options ...dedup.Option) *service {
 	t.Helper()
+	return newServiceDSN(t, sys, name, tracedup, "", options...)
+}
+
+// newServiceDSN is newService with a DSN in the service's client options:
+// its host names the Transport's fleet.
+func newServiceDSN(t *testing.T, sys system, name string, tracedup bool, dsn string, options ...dedup.Option) *service {
+	t.Helper()
 	s := &service{name: name, recorder: sentrytest.NewTransport(), mux: http.NewServeMux()}
 	s.tp = sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()),
@@ -86,7 +93,7 @@ func newService(t *testing.T, sys system, name string, tracedup bool, options ..
 		s.dedup = dedup.NewTransport(s.recorder, append([]dedup.Option{dedup.WithWindow(time.Hour)}, options...)...)
 		transport = s.dedup
 	}
-	client, err := sentry.NewClient(sentryotel.WrapOptions(sentry.ClientOptions{Transport: transport}))
+	client, err := sentry.NewClient(sentryotel.WrapOptions(sentry.ClientOptions{Dsn: dsn, Transport: transport}))
 	require.NoError(t, err)
 	s.client = client
 
