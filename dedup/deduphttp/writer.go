@@ -228,7 +228,7 @@ func (w *writer) final() {
 	h := w.w.Header()
 	if v := w.in.Answer(w.caller); v != "" {
 		h[HeaderReported] = []string{v}
-	} else if _, ok := h[HeaderReported]; ok {
+	} else {
 		delete(h, HeaderReported)
 	}
 }
