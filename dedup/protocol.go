@@ -2,10 +2,9 @@ package dedup
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"hash"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,9 +147,10 @@ type Call struct {
 func (t *Transport) Call() Call {
 	c := Call{t: t, f: t.fleet()}
 	// The nonce is no secret (it travels in the clear): it only has to be
-	// unique, for an answer to be bound to one call.
-	binary.LittleEndian.PutUint64(c.nonce[:8], rand.Uint64())
-	binary.LittleEndian.PutUint64(c.nonce[8:], rand.Uint64())
+	// unique and unpredictable, for an answer to be bound to one call.
+	// crypto/rand costs about 60 ns and no allocation (math/rand/v2, 12 ns),
+	// nothing beside the call: it leaves no doubt. It never fails.
+	_, _ = rand.Read(c.nonce[:])
 	return c
 }
 
