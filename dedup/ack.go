@@ -216,7 +216,7 @@ func (s *shard) callOf(id trace.TraceID, e *rootcause.Error) *Incoming {
 
 // Outgoing records the outcome of a call this service made, in the context
 // ctx the call was made in: reported is the event id the callee acknowledged
-// (see [ParseReported]), "" when it acknowledged nothing. operation names
+// (see [Call.Reported]), "" when it acknowledged nothing. operation names
 // what was called, so that a later call to the same operation supersedes
 // this one. Calls in a context without a valid span are not recorded.
 //
@@ -355,24 +355,4 @@ func isSpan(id string, span trace.SpanID) bool {
 	var buf [16]byte
 	hex.Encode(buf[:], span[:])
 	return id == string(buf[:])
-}
-
-// ParseReported reads an acknowledgement as the protocol carries it (the
-// HTTP header Tracedup-Reported, the gRPC trailer tracedup-reported): an
-// event id of 32 hex digits, optionally followed by parameters after a ';',
-// which are reserved and ignored. It returns the id in lowercase.
-func ParseReported(v string) (string, bool) {
-	if i := strings.IndexByte(v, ';'); i >= 0 {
-		v = v[:i]
-	}
-	v = strings.TrimSpace(v)
-	if len(v) != 32 {
-		return "", false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
-			return "", false
-		}
-	}
-	return strings.ToLower(v), true
 }

@@ -152,9 +152,51 @@
 // surface, and [Transport.Outgoing] states the exact rule; the adapters sit
 // beside each other in their own packages: HTTP in deduphttp, gRPC in the
 // module github.com/tracedup/tracedup/dedup/dedupgrpc. A transport of your
-// own (a message queue) needs only those two methods and [ParseReported];
-// [Incoming.Begin] is Transport.Incoming without the allocation, for an
-// adapter that pools its per-request state, as deduphttp and dedupgrpc do.
+// own (a message queue) needs only those two methods, [Transport.Call] and
+// [Incoming.Answer]; [Incoming.Begin] is Transport.Incoming without the
+// allocation, for an adapter that pools its per-request state, as deduphttp
+// and dedupgrpc do.
+//
+// The protocol. A caller announces itself on each call it makes in a span:
+//
+//	Tracedup-Caller: n=<nonce>;m=<tag>          (HTTP request header, HeaderCaller)
+//	tracedup-caller: n=<nonce>;m=<tag>          (gRPC request metadata, MetadataCaller)
+//
+// where nonce is 16 random bytes of the call's own and tag is
+// HMAC-SHA256(fleet key, "caller\x00" + nonce) truncated to 16 bytes, both
+// in 32 hex digits. A service whose error event of the call reached its
+// deduplicator (after sampling and every BeforeSend hook, so a sampled-out
+// or dropped event is never acknowledged) answers a caller whose tag
+// verifies, on the final response:
+//
+//	Tracedup-Reported: <event id>;m=<tag>       (HTTP response header, HeaderReported)
+//	tracedup-reported: <event id>;m=<tag>       (gRPC trailer, TrailerReported)
+//
+// where event id is the Sentry event id (32 lowercase hex digits) of the
+// event the service captured or, when that event was a cascade, of the
+// event it stands behind, and tag is HMAC-SHA256(fleet key, "reported\x00"
+// + nonce + event id) truncated to 16 bytes. The caller honours an answer
+// only when its tag verifies against its own call's nonce. Parameters are
+// name=value after a ';', in any order; unknown ones are ignored. A client
+// that does not announce itself, or whose announcement does not verify, is
+// told nothing; an answer that does not verify is no acknowledgement, and is
+// counted in Stats.Untrusted. Either way the caller reports its own errors.
+//
+// Trust. An acknowledgement silences the caller's errors, so it is honoured
+// only from a service of the caller's fleet: the services that share its
+// fleet key. By default the key is derived from the host of the client's
+// DSN, which [Transport.Configure] receives from sentry-go: for sentry.io
+// the organisation (o<id>.ingest.<region>.sentry.io), for a self-hosted
+// Sentry its host and port. Every service of one organisation is one fleet
+// with no configuration; a stranger (any third-party API) and a partner
+// running tracedup with its own Sentry are not, and can neither silence a
+// caller nor read its event ids. A Transport with no DSN (or not yet
+// configured) is of the fleet of no DSN. The DSN is no secret (a browser
+// SDK publishes it): [WithFleetKey] gives a fleet a real MAC key instead,
+// for teams whose DSN is public or who trust a partner on purpose. What it
+// does not stop: a server we call sees one announcement, and could replay it
+// to a service of ours to be answered for its own request (to read the event
+// id of its failure; it still cannot forge an answer to any caller).
 //
 // An acknowledgement silences a caller's error, so it is given only for what
 // will get through: an error event acknowledges its call only after it was

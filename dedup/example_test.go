@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/getsentry/sentry-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/internal/sentrytest"
@@ -130,4 +131,50 @@ func ExampleWithCascadeTypes() {
 	// Output:
 	// sent: runtime.Error
 	// cascades: 1
+}
+
+// Two teams whose services report to two Sentry organisations trust each
+// other's acknowledgements when both give their Transports the same key; a
+// service without it is answered nothing, even in the same organisation as
+// one of them.
+func ExampleWithFleetKey() {
+	key := []byte("a secret the two teams share") // in real code: from a secret store
+	newService := func(dsn string, options ...dedup.Option) *dedup.Transport {
+		tr := dedup.NewTransport(sentrytest.NewTransport(), options...)
+		tr.Configure(sentry.ClientOptions{Dsn: dsn}) // as sentry.NewClient does
+		return tr
+	}
+	payment := newService("https://key@o202.ingest.us.sentry.io/1", dedup.WithFleetKey(key))
+	order := newService("https://key@o101.ingest.us.sentry.io/1", dedup.WithFleetKey(key))
+	shipping := newService("https://key@o101.ingest.us.sentry.io/2")
+	defer payment.Close()
+	defer order.Close()
+	defer shipping.Close()
+
+	// Payment serves a call and reports its error, as its handler's
+	// capture would through deduphttp or dedupgrpc.
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: trace.SpanID{0xc3}, TraceFlags: trace.FlagsSampled}))
+	in := payment.Incoming(ctx)
+	defer in.End()
+	ev := sentry.NewEvent()
+	ev.EventID = "9f2c4a1be0d34c5f8a6b7c8d9e0f1a2b"
+	ev.Level = sentry.LevelError
+	ev.Exception = []sentry.Exception{{Type: "*main.PaymentDeclined"}}
+	ev.Tags[sentryotel.TagTraceID] = traceID.String()
+	ev.Tags[sentryotel.TagSpanID] = trace.SpanID{0xc3}.String()
+	payment.SendEvent(ev)
+
+	for _, caller := range []struct {
+		name string
+		t    *dedup.Transport
+	}{{"order", order}, {"shipping", shipping}} {
+		call := caller.t.Call()
+		answer := in.Answer(call.Announcement()) // what payment sends back
+		fmt.Printf("%s: answered %t, acknowledged %q\n", caller.name, answer != "", call.Reported(answer))
+	}
+	// Output:
+	// order: answered true, acknowledged "9f2c4a1be0d34c5f8a6b7c8d9e0f1a2b"
+	// shipping: answered false, acknowledged ""
 }

@@ -99,6 +99,7 @@ type config struct {
 	// that a repeat of a report sent may be suppressed on arrival.
 	rule          rootcause.Rule
 	splitsByLinks bool
+	fleet             *fleet // nil: the fleet of the client's DSN
 }
 
 func newConfig(options []Option) config {
@@ -314,4 +315,20 @@ func WithMaxBytes(n int64) Option {
 // own errors. One trace has at most 64 tracked calls at once.
 func WithMaxCalls(n int) Option {
 	return positive(n, func(c *config) *int { return &c.maxCalls })
+}
+
+// WithFleetKey makes the Transport's fleet the services configured with the
+// same key, in place of the services whose Sentry DSN names the same host
+// (the same sentry.io organisation, or the same self-hosted Sentry). An
+// acknowledgement is then honoured only from a service that holds the key,
+// and answered only to one: a MAC secret, for teams whose DSN is public (a
+// browser SDK's) or who trust a partner on purpose. Give every service of
+// the fleet the same key, at least 16 random bytes. An empty key is ignored;
+// the key is copied.
+func WithFleetKey(key []byte) Option {
+	if len(key) == 0 {
+		return optionFunc(func(*config) {})
+	}
+	f := keyFleet(key)
+	return optionFunc(func(c *config) { c.fleet = f })
 }

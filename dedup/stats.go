@@ -47,7 +47,7 @@ type Stats struct {
 	// to follow from one of them (rootcause.Follows).
 	StrategyFailures uint64
 	// Cascades counts events of a trace whose error a downstream service
-	// reported (see ParseReported): suppressed, and in Suppressed, or with
+	// reported (see Call.Reported): suppressed, and in Suppressed, or with
 	// WithSendCascades sent tagged, and in Emitted.
 	Cascades uint64
 	// Traces is the number of traces held now.
@@ -93,6 +93,11 @@ type Stats struct {
 	Untracked uint64
 	// HeldBytes is the estimated bytes of the events held in windows now.
 	HeldBytes uint64
+	// Untrusted counts answers to this service's calls that were not
+	// honoured because they did not verify (see Call.Reported): a
+	// stranger's, a partner's of another fleet, a forged one. It counts
+	// answers, not events, and is not part of the invariant.
+	Untrusted uint64
 }
 
 // counts is one shard's share of Stats, guarded by the shard's lock.
@@ -180,5 +185,6 @@ func (t *Transport) Stats() Stats {
 		NotAcknowledged:  t.notAcknowledged.Load(),
 		Untracked:        t.untracked.Load(),
 		HeldBytes:        uint64(max(0, t.heldBytes.Load())),
+		Untrusted:        t.trust.untrusted.Load(),
 	}
 }

@@ -75,6 +75,7 @@ type Transport struct {
 	timers    sync.WaitGroup
 	closeOnce sync.Once
 	metrics   interface{ Unregister() error }
+	trust     trust // the fleet key and the answers not honoured
 }
 
 var _ sentry.Transport = (*Transport)(nil)
@@ -285,8 +286,11 @@ func (t *Transport) FlushWithContext(ctx context.Context) bool {
 	return ok
 }
 
-// Configure passes the client's options to the inner transport.
+// Configure passes the client's options to the inner transport. The
+// client's DSN names the Transport's fleet, unless WithFleetKey did: see
+// "Across services" in the package documentation.
 func (t *Transport) Configure(options sentry.ClientOptions) {
+	t.configureTrust(options)
 	t.next.Configure(options)
 }
 

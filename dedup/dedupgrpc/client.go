@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -11,17 +12,25 @@ import (
 )
 
 // UnaryClientInterceptor returns a client interceptor that records with t
-// the outcome of each call: the event id the server acknowledged in
-// TrailerReported, or none. Calls are told apart by their full method: a
+// the outcome of each call: the event id a server of t's fleet acknowledged
+// in TrailerReported, or none. It announces the caller in MetadataCaller and
+// honours only an answer bound to that announcement: a server outside the
+// fleet cannot silence the caller's errors (what it sends is counted in
+// dedup.Stats.Untrusted). Calls are told apart by their full method: a
 // later call to the same method in the same trace supersedes an earlier one
 // (see [dedup.Transport.Outgoing]). The call's context must carry the
 // caller's span. It composes with otelgrpc.NewClientHandler.
 func UnaryClientInterceptor(t *dedup.Transport) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			// Outgoing records nothing without a span: nothing to announce.
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		ack := t.Call()
 		c := calls.Get().(*call)
 		c.opts = append(append(c.opts[:0], opts...), grpc.Trailer(&c.trailer))
-		err := invoker(ctx, method, req, reply, cc, c.opts...)
-		t.Outgoing(ctx, method, reported(c.trailer))
+		err := invoker(metadata.AppendToOutgoingContext(ctx, MetadataCaller, ack.Announcement()), method, req, reply, cc, c.opts...)
+		t.Outgoing(ctx, method, reported(ack, c.trailer))
 		c.reset()
 		calls.Put(c)
 		return err
@@ -43,14 +52,14 @@ func (c *call) reset() {
 
 var calls = sync.Pool{New: func() any { return new(call) }}
 
-// reported returns the acknowledged event id in trailer, or "".
-func reported(trailer metadata.MD) string {
-	v := trailer.Get(TrailerReported)
+// reported returns the event id acknowledged to ack in trailer, verified,
+// or "".
+func reported(ack dedup.Call, trailer metadata.MD) string {
+	v := trailer[TrailerReported]
 	if len(v) == 0 {
 		return ""
 	}
-	id, _ := dedup.ParseReported(v[0])
-	return id
+	return ack.Reported(v[0])
 }
 
 // StreamClientInterceptor is UnaryClientInterceptor for streams. A stream's
@@ -60,12 +69,16 @@ func reported(trailer metadata.MD) string {
 // not recorded; one that failed to start is recorded as unacknowledged.
 func StreamClientInterceptor(t *dedup.Transport) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		ack := t.Call()
+		cs, err := streamer(metadata.AppendToOutgoingContext(ctx, MetadataCaller, ack.Announcement()), desc, cc, method, opts...)
 		if err != nil {
 			t.Outgoing(ctx, method, "")
 			return nil, err
 		}
-		return &clientStream{ClientStream: cs, t: t, ctx: ctx, method: method, serverStreams: desc.ServerStreams}, nil
+		return &clientStream{ClientStream: cs, t: t, ack: ack, ctx: ctx, method: method, serverStreams: desc.ServerStreams}, nil
 	}
 }
 
@@ -73,6 +86,7 @@ func StreamClientInterceptor(t *dedup.Transport) grpc.StreamClientInterceptor {
 type clientStream struct {
 	grpc.ClientStream
 	t             *dedup.Transport
+	ack           dedup.Call
 	ctx           context.Context
 	method        string
 	serverStreams bool
@@ -83,7 +97,7 @@ func (s *clientStream) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
 	if err != nil || !s.serverStreams {
 		// The stream is over: its trailer is there, or there is none.
-		s.once.Do(func() { s.t.Outgoing(s.ctx, s.method, reported(s.ClientStream.Trailer())) })
+		s.once.Do(func() { s.t.Outgoing(s.ctx, s.method, reported(s.ack, s.ClientStream.Trailer())) })
 	}
 	return err
 }

@@ -137,6 +137,12 @@ type setup struct {
 	// recoverer is an interceptor after dedupgrpc's in the chain that
 	// recovers panics and captures them, as sentrygrpc's does.
 	recoverer bool
+	// stranger, when set, is a trailer tracedup-reported that the server
+	// sets on every call, as any server outside the fleet could.
+	stranger string
+	// plainClient: the caller's connection has no dedupgrpc interceptor
+	// (an external client), though the server has.
+	plainClient bool
 }
 
 // newPayment starts a payment server over bufconn and a caller's connection
@@ -176,6 +182,16 @@ func newPayment(t testing.TB, s setup, caller *dedup.Transport, callerTP *sdktra
 		unary = append(unary, recoverUnary())
 		stream = append(stream, recoverStream())
 	}
+	if s.stranger != "" {
+		unary = append(unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			_ = grpc.SetTrailer(ctx, metadata.Pairs(dedupgrpc.TrailerReported, s.stranger))
+			return handler(ctx, req)
+		})
+		stream = append(stream, func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			ss.SetTrailer(metadata.Pairs(dedupgrpc.TrailerReported, s.stranger))
+			return handler(srv, ss)
+		})
+	}
 	srv := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(propagation.TraceContext{}))),
 		grpc.ChainUnaryInterceptor(unary...),
@@ -198,7 +214,7 @@ func newPayment(t testing.TB, s setup, caller *dedup.Transport, callerTP *sdktra
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(callerTP), otelgrpc.WithPropagators(propagation.TraceContext{}))),
 	}
-	if !s.bare {
+	if !s.bare && !s.plainClient {
 		opts = append(opts,
 			grpc.WithUnaryInterceptor(dedupgrpc.UnaryClientInterceptor(caller)),
 			grpc.WithStreamInterceptor(dedupgrpc.StreamClientInterceptor(caller)))

@@ -12,25 +12,20 @@ import (
 	"github.com/tracedup/tracedup/sentryotel"
 )
 
-// TrailerReported is the trailer metadata key by which a service tells its
-// caller that it reported the error behind a call to Sentry.
-//
-// The protocol is that of deduphttp.HeaderReported: a service whose server
-// runs [UnaryServerInterceptor] or [StreamServerInterceptor] sets
-// "tracedup-reported: <event id>" (32 lowercase hex digits, the Sentry event
-// id) in the trailer of a call when an error event of that call reached its
-// deduplicator before the call ended. An event reaches the deduplicator after
-// sampling and every BeforeSend hook, so a sampled-out or dropped event is
-// never acknowledged. The id is that of the event the service captured or,
-// when that event was itself a cascade, of the event it stands behind.
-// Parameters after a ';' are reserved; callers ignore them.
-//
-// Only call services you run through the client interceptors: the trailer
-// lets a downstream service silence its caller's errors.
-const TrailerReported = "tracedup-reported"
+// TrailerReported is the trailer metadata key that carries a server's
+// answer, and MetadataCaller the request metadata key by which a caller
+// announces itself: the protocol is package dedup's (see "Across services"
+// there), the same as deduphttp's.
+const (
+	TrailerReported = dedup.TrailerReported
+	MetadataCaller  = dedup.MetadataCaller
+)
 
 // UnaryServerInterceptor returns a server interceptor that tells callers,
 // in TrailerReported, when an error of their call was reported to t. It
+// answers only a call whose MetadataCaller announces a caller of t's fleet
+// (one that calls through the client interceptors): any other client never
+// sees the trailer. It
 // needs the call's span in its context: run otelgrpc.NewServerHandler as the
 // server's stats handler. Put it first in the chain: an event captured by an
 // interceptor before it in the chain (sentrygrpc's recovery, say) is captured
@@ -55,8 +50,8 @@ func (c *config) unary(ctx context.Context, t *dedup.Transport, in *dedup.Incomi
 	in.Begin(ctx, t) // without a span, in tracks nothing
 	defer in.End()
 	resp, err := handler(ctx, req)
-	if id := c.end(ctx, in, err); id != "" {
-		_ = grpc.SetTrailer(ctx, metadata.Pairs(TrailerReported, id))
+	if v := c.end(ctx, in, err); v != "" {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(TrailerReported, v))
 	}
 	return resp, err
 }
@@ -78,19 +73,28 @@ func (c *config) stream(t *dedup.Transport, in *dedup.Incoming, srv any, ss grpc
 	in.Begin(ctx, t)
 	defer in.End()
 	err := handler(srv, ss)
-	if id := c.end(ctx, in, err); id != "" {
-		ss.SetTrailer(metadata.Pairs(TrailerReported, id))
+	if v := c.end(ctx, in, err); v != "" {
+		ss.SetTrailer(metadata.Pairs(TrailerReported, v))
 	}
 	return err
 }
 
-// end captures err if it is to be, and returns the id to acknowledge the
-// call with, if any.
+// end captures err if it is to be, and returns the answer to the caller,
+// if any: only a caller that announced itself is answered. The
+// announcement is read only when there is something to answer.
 func (c *config) end(ctx context.Context, in *dedup.Incoming, err error) string {
 	id := in.Reported()
 	if err != nil && id == "" && c.captures(status.Code(err)) {
 		sentryotel.CaptureException(ctx, err)
 		id = in.Reported()
 	}
-	return id
+	if id == "" {
+		return ""
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md[MetadataCaller]
+	if len(v) == 0 {
+		return ""
+	}
+	return in.Answer(v[0])
 }

@@ -45,3 +45,43 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoundTripper is the client side's cost: a call through an
+// otelhttp transport with a real SDK tracer to a base transport that
+// answers at once, inside a sampled span, alone and with NewTransport
+// inside it. Compare the two in one run:
+//
+//	go test -run '^$' -bench RoundTripper -count 6 ./dedup/deduphttp | benchstat -col /rt -
+func BenchmarkRoundTripper(b *testing.B) {
+	tr := dedup.NewTransport(sentrytest.Discard{})
+	defer tr.Close()
+	base := answering{&http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody}}
+	for _, bb := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{
+		{"rt=otelhttp", base},
+		{"rt=otelhttp+deduphttp", deduphttp.NewTransport(base, tr)},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			tp := sentrytest.TracerProvider("order")
+			defer func() { _ = tp.Shutdown(context.Background()) }()
+			rt := otelhttp.NewTransport(bb.rt, otelhttp.WithTracerProvider(tp))
+			ctx, span := tp.Tracer("bench").Start(context.Background(), "order")
+			defer span.End()
+			req := httptest.NewRequest(http.MethodPost, "http://payment.internal:8080/v1/charges", nil).WithContext(ctx)
+			req.RequestURI = ""
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := rt.RoundTrip(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// answering is a base transport that answers every request with resp.
+type answering struct{ resp *http.Response }
+
+func (a answering) RoundTrip(*http.Request) (*http.Response, error) { return a.resp, nil }

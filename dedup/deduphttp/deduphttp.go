@@ -4,31 +4,26 @@ import (
 	"net/http"
 	"unsafe"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tracedup/tracedup/dedup"
 )
 
-// HeaderReported is the HTTP response header by which a service tells its
-// caller that it reported the error behind the response to Sentry.
-//
-// The protocol: a service whose handler runs [NewHandler] sets
-// "Tracedup-Reported: <event id>" (32 lowercase hex digits, the Sentry event
-// id) on the final response to a request when an error event of that request
-// reached its deduplicator before the response header was written. An event
-// reaches the deduplicator after sampling and after every BeforeSend hook, so
-// a sampled-out or dropped event is never acknowledged. The id is that of the
-// event the service captured or, when that event was itself a cascade, of
-// the event it stands behind. Parameters after a ';' are reserved; callers
-// ignore them. A caller that does not understand the header ignores it, and
-// a response without it changes nothing: the caller reports as usual.
-//
-// Only call services you run through [NewTransport]: the header lets a
-// downstream service silence its caller's errors.
-const HeaderReported = "Tracedup-Reported"
+// HeaderReported is the response header that carries a service's answer,
+// and HeaderCaller the request header by which a caller announces itself:
+// the protocol is package dedup's (see "Across services" there).
+const (
+	HeaderReported = dedup.HeaderReported
+	HeaderCaller   = dedup.HeaderCaller
+)
 
 // NewHandler returns middleware that tells callers, through HeaderReported,
-// when an error of their request was reported to t. It needs the request's
-// span in its context: put it inside otelhttp.NewHandler. It composes with
-// sentryhttp on either side.
+// when an error of their request was reported to t. It answers only a
+// request whose HeaderCaller announces a caller of t's fleet (one that
+// calls through [NewTransport]): any other client, an external one of an
+// edge service included, never sees the header, even if the handler set it
+// itself. It needs the request's span in its context: put it inside
+// otelhttp.NewHandler. It composes with sentryhttp on either side.
 //
 // The header goes on the final response header (1xx responses leave it
 // alone) when it is written, or when next returns without writing; an error
@@ -43,12 +38,12 @@ func NewHandler(next http.Handler, t *dedup.Transport) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		aw.w, aw.wrote = w, false
+		aw.w, aw.wrote, aw.caller = w, false, r.Header.Get(HeaderCaller)
 		aw.serve(next, r)
 		// A handler may not use its writer after it returned, and the call
 		// has ended: reuse the writer, Incoming included. (If next panicked,
 		// it is dropped.)
-		aw.w = nil
+		aw.w, aw.caller = nil, ""
 		writers.Put(aw)
 	})
 }
@@ -63,11 +58,16 @@ func (w *writer) serve(next http.Handler, r *http.Request) {
 }
 
 // NewTransport returns an http.RoundTripper that records with t the outcome
-// of each call: the event id a downstream service acknowledged in
-// HeaderReported, or none. base nil means http.DefaultTransport. It composes
-// with otelhttp.NewTransport on either side; the request's context must carry
-// the trace. Calls are told apart by method, host and path: a later call to
-// the same one supersedes an earlier (see [dedup.Transport.Outgoing]).
+// of each call: the event id a downstream service of t's fleet acknowledged
+// in HeaderReported, or none. It announces the caller in HeaderCaller on a
+// copy of each request made in a valid span (a RoundTripper must not modify
+// its request), and honours only an answer bound to that announcement: a
+// server outside the fleet cannot silence the caller's errors (what it sends
+// is counted in dedup.Stats.Untrusted). base nil means http.DefaultTransport.
+// It composes with otelhttp.NewTransport on either side; the request's
+// context must carry the trace. Calls are told apart by method, host and
+// path: a later call to the same one supersedes an earlier (see
+// [dedup.Transport.Outgoing]).
 func NewTransport(base http.RoundTripper, t *dedup.Transport) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -81,10 +81,23 @@ type roundTripper struct {
 }
 
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := rt.base.RoundTrip(req)
+	if !trace.SpanContextFromContext(req.Context()).IsValid() {
+		// Outgoing records nothing without a span: nothing to announce.
+		return rt.base.RoundTrip(req)
+	}
+	call := rt.t.Call()
+	r2 := *req
+	r2.Header = make(http.Header, len(req.Header)+1)
+	for k, v := range req.Header {
+		// Shared, but capped: an Add further down the chain appends to a
+		// copy, never into req's values.
+		r2.Header[k] = v[:len(v):len(v)]
+	}
+	r2.Header[HeaderCaller] = []string{call.Announcement()}
+	resp, err := rt.base.RoundTrip(&r2)
 	var id string
 	if err == nil && resp != nil {
-		id, _ = dedup.ParseReported(resp.Header.Get(HeaderReported))
+		id = call.Reported(resp.Header.Get(HeaderReported))
 	}
 	// The operation is method, host and path. Outgoing keeps only a copy of
 	// it, so it is built on the stack: no allocation on the success path.

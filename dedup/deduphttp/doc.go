@@ -10,7 +10,13 @@
 //	handler := otelhttp.NewHandler(deduphttp.NewHandler(sentryHandler.Handle(mux), t), "order")
 //	client := &http.Client{Transport: otelhttp.NewTransport(deduphttp.NewTransport(nil, t))}
 //
-// The exact rule by which a caller applies an acknowledgement is in package
-// dedup (see [dedup.Transport.Outgoing]); gRPC has the same protocol in the
-// module github.com/tracedup/tracedup/dedup/dedupgrpc.
+// The caller announces itself in the request header Tracedup-Caller, and a
+// service answers in the response header Tracedup-Reported only a caller of
+// its fleet (by default the services whose Sentry DSN names the same host;
+// see [dedup.WithFleetKey]): a server outside the fleet cannot silence the
+// caller's errors, and a client outside it is told nothing. The protocol
+// and its trust are described in package dedup ("Across services"), and the
+// exact rule by which a caller applies an acknowledgement at
+// [dedup.Transport.Outgoing]; gRPC has the same protocol in the module
+// github.com/tracedup/tracedup/dedup/dedupgrpc.
 package deduphttp

@@ -71,10 +71,9 @@ func TestProbeSentryhttpRecoversPanics(t *testing.T) {
 		hub := sentry.NewHub(client, sentry.NewScope())
 		ctx := sentry.SetHubOnContext(spanCtx(3), hub)
 		rec := httptest.NewRecorder()
-		assert.NotPanics(t, func() {
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
-		})
-		got := rec.Header().Get(deduphttp.HeaderReported)
+		req, call := announced(tr, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+		assert.NotPanics(t, func() { h.ServeHTTP(rec, req) })
+		got := call.Reported(rec.Header().Get(deduphttp.HeaderReported))
 		if inside {
 			assert.Len(t, got, 32, "the panic's event is acknowledged")
 		} else {
@@ -118,7 +117,9 @@ func TestProbeResponseController(t *testing.T) {
 		_ = conn.Close()
 	}), tr), "payment", otelhttp.WithTracerProvider(tp)))
 	defer srv.Close()
-	r2, err := http.Get(srv.URL)
+	req, _ := announced(tr, httptest.NewRequest(http.MethodGet, srv.URL, nil))
+	req.RequestURI = ""
+	r2, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	b, _ := io.ReadAll(r2.Body)
 	_ = r2.Body.Close()

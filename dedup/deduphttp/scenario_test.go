@@ -76,27 +76,46 @@ var w3c = propagation.TraceContext{}
 // deduplicator, no deduphttp on either side.
 func newService(t *testing.T, sys system, name string, tracedup bool, options ...dedup.Option) *service {
 	t.Helper()
-	return newServiceTo(t, sys, name, nil, tracedup, options...)
+	return newServiceWith(t, sys, name, tracedup, with{}, options...)
 }
 
-// newServiceTo is newService with a Sentry of the test's own: the
-// deduplicator's inner transport is to(recorder), where to is not nil.
+// with is what a test may change of a service beside its deduplicator's
+// options: its client's DSN, whose host names the Transport's fleet, and
+// its Sentry, the deduplicator's inner transport, sentry(recorder) where
+// sentry is not nil.
+type with struct {
+	dsn    string
+	sentry func(*sentrytest.Transport) sentry.Transport
+}
+
+// newServiceDSN is newService with a DSN.
+func newServiceDSN(t *testing.T, sys system, name string, tracedup bool, dsn string, options ...dedup.Option) *service {
+	t.Helper()
+	return newServiceWith(t, sys, name, tracedup, with{dsn: dsn}, options...)
+}
+
+// newServiceTo is newService with a Sentry of the test's own.
 func newServiceTo(t *testing.T, sys system, name string, to func(*sentrytest.Transport) sentry.Transport, tracedup bool, options ...dedup.Option) *service {
+	t.Helper()
+	return newServiceWith(t, sys, name, tracedup, with{sentry: to}, options...)
+}
+
+func newServiceWith(t *testing.T, sys system, name string, tracedup bool, w with, options ...dedup.Option) *service {
 	t.Helper()
 	s := &service{name: name, recorder: sentrytest.NewTransport(), mux: http.NewServeMux()}
 	s.tp = sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name))))
 	var transport sentry.Transport = s.recorder
-	if to != nil {
-		transport = to(s.recorder)
+	if w.sentry != nil {
+		transport = w.sentry(s.recorder)
 	}
 	if tracedup {
 		// An hour's window: the test decides when by flushing.
 		s.dedup = dedup.NewTransport(transport, append([]dedup.Option{dedup.WithWindow(time.Hour)}, options...)...)
 		transport = s.dedup
 	}
-	client, err := sentry.NewClient(sentryotel.WrapOptions(sentry.ClientOptions{Transport: transport}))
+	client, err := sentry.NewClient(sentryotel.WrapOptions(sentry.ClientOptions{Dsn: w.dsn, Transport: transport}))
 	require.NoError(t, err)
 	s.client = client
 

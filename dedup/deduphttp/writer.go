@@ -30,6 +30,9 @@ type writer struct {
 	// that the middleware allocates nothing per request.
 	in    dedup.Incoming
 	wrote bool
+	// caller is the request's HeaderCaller: the announcement an answer is
+	// bound to, "" when the client did not announce itself.
+	caller string
 	// views holds the writer in each combination of interfaces, made once
 	// per pooled writer (an interface of a struct of pointers allocates).
 	views [1 << 4]http.ResponseWriter
@@ -214,14 +217,19 @@ func makeView(w *writer, i int) http.ResponseWriter {
 }
 
 // final sets HeaderReported, once, as the final header is about to be
-// written.
+// written, to the answer for a caller that announced itself; any other
+// client gets no HeaderReported, not even one the handler set (a proxy
+// copying a downstream's response header).
 func (w *writer) final() {
 	if w.wrote {
 		return
 	}
 	w.wrote = true
-	if id := w.in.Reported(); id != "" {
-		w.w.Header().Set(HeaderReported, id)
+	h := w.w.Header()
+	if v := w.in.Answer(w.caller); v != "" {
+		h[HeaderReported] = []string{v}
+	} else {
+		delete(h, HeaderReported)
 	}
 }
 
