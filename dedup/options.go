@@ -99,7 +99,7 @@ type config struct {
 	// that a repeat of a report sent may be suppressed on arrival.
 	rule          rootcause.Rule
 	splitsByLinks bool
-	fleet             *fleet // nil: the fleet of the client's DSN
+	fleet         *fleet // nil: the fleet of the client's DSN
 }
 
 func newConfig(options []Option) config {
