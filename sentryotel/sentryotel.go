@@ -12,6 +12,7 @@ import (
 
 	"github.com/tracedup/tracedup/internal/ancestry"
 	"github.com/tracedup/tracedup/internal/keys"
+	"github.com/tracedup/tracedup/internal/reqctx"
 )
 
 // Tag names written on stamped events.
@@ -66,11 +67,32 @@ func BeforeSend(next func(*sentry.Event, *sentry.EventHint) *sentry.Event, optio
 // returns the event id, or nil when the event was not sent (no client,
 // sampled out or dropped by a hook). Unlike hub.CaptureException it does not
 // update the hub's LastEventID.
+//
+// A web framework's own context may stand for the request's without reaching
+// it: a *gin.Context answers Value from the request's context only with the
+// engine's ContextWithFallback, which is off by default. When ctx has no
+// valid span, CaptureException looks for the *http.Request behind ctx, and
+// if it finds one captures with that request's context, whose span and hub
+// it then uses (a hub in ctx itself still comes first). It checks exactly
+// two things: ctx.Value(0) being a non-nil *http.Request (gin up to v1.9;
+// from v1.10 gin answers only its own typed key, which cannot be named
+// without importing gin), and ctx being a non-nil pointer to a struct with
+// an exported field Request of type *http.Request declared on it (the shape
+// of *gin.Context in every version). echo's context is not a
+// context.Context: pass c.Request().Context().
 func CaptureException(ctx context.Context, err error) *sentry.EventID {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	hub := sentry.GetHubFromContext(ctx)
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		if r := reqctx.Request(ctx); r != nil && r.Context() != nil {
+			ctx = r.Context()
+			if hub == nil {
+				hub = sentry.GetHubFromContext(ctx)
+			}
+		}
+	}
 	if hub == nil {
 		hub = sentry.CurrentHub()
 	}
@@ -140,6 +162,13 @@ func (h *hook) findSpan(event *sentry.Event, hint *sentry.EventHint) (spanInfo, 
 		if hint.Context != nil {
 			if info, ok := infoFromSpan(trace.SpanFromContext(hint.Context)); ok {
 				return info, true
+			}
+			// A framework's context given to a log call, as
+			// slog.ErrorContext(c, ...) with a *gin.Context.
+			if r := reqctx.Request(hint.Context); r != nil && r.Context() != nil {
+				if info, ok := infoFromSpan(trace.SpanFromContext(r.Context())); ok {
+					return info, true
+				}
 			}
 		}
 		if hint.Request != nil {
