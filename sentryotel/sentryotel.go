@@ -139,11 +139,13 @@ func (h *hook) findSpan(event *sentry.Event, hint *sentry.EventHint) (spanInfo, 
 	if hint != nil {
 		if hint.Context != nil {
 			if info, ok := infoFromSpan(trace.SpanFromContext(hint.Context)); ok {
+				bind(hint.Context)
 				return info, true
 			}
 		}
 		if hint.Request != nil {
 			if info, ok := infoFromSpan(trace.SpanFromContext(hint.Request.Context())); ok {
+				bind(hint.Request.Context())
 				return info, true
 			}
 		}
@@ -304,6 +306,17 @@ func (h *hook) resolve(ctx context.Context) (sentry.TraceID, sentry.SpanID, bool
 	if !ok {
 		return sentry.TraceID{}, sentry.SpanID{}, false
 	}
+	bind(ctx)
 	h.spans.put(info)
 	return sentry.TraceID(info.traceID), sentry.SpanID(info.spanID), true
+}
+
+// bind tells a served call that an adapter began before its span existed
+// (dedup's Incoming, left in the request's context) the span that ctx, a
+// context derived from the request's, holds: the call is then tracked from
+// this error on.
+func bind(ctx context.Context) {
+	if b, ok := ctx.Value(keys.CallKey{}).(keys.Binder); ok {
+		b.Bind(ctx)
+	}
 }
