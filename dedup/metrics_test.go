@@ -43,6 +43,7 @@ func metricsOf(s dedup.Stats) map[string]int64 {
 		"tracedup.dedup.held_bytes":          int64(s.HeldBytes),
 		"tracedup.dedup.not_acknowledged":    int64(s.NotAcknowledged),
 		"tracedup.dedup.untracked":           int64(s.Untracked),
+		"tracedup.dedup.no_trace":            int64(s.NoTrace),
 	}
 }
 

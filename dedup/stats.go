@@ -27,6 +27,11 @@ type Stats struct {
 	// through the emitter's queue, and are in Emitted once handed over (or
 	// in QueueFull, InnerPanics or Abandoned).
 	PassedThrough uint64
+	// NoTrace counts error events that carried no trace id (in PassedThrough
+	// too): they are not deduplicated. sentryotel's hook says once per
+	// process why it stamped none (no context passed to the capture, no
+	// span in it); events from elsewhere may simply not have one.
+	NoTrace uint64
 	// Overflow counts error events sent without a decision for lack of
 	// room: their shard's share of WithMaxHeldEvents was full of windows
 	// already due for a decision and their trace had none, or the queue of
@@ -103,7 +108,7 @@ type Stats struct {
 // counts is one shard's share of Stats, guarded by the shard's lock.
 type counts struct {
 	received, emitted, suppressed, pending uint64
-	passedThrough, overflow                uint64
+	passedThrough, overflow, noTrace       uint64
 	late, lateSuppressed, strategyFailures uint64
 	cascades                               uint64
 	decidedEarly, requestEnded             uint64
@@ -118,6 +123,7 @@ func (c *counts) add(o *counts) {
 	c.pending += o.pending
 	c.passedThrough += o.passedThrough
 	c.overflow += o.overflow
+	c.noTrace += o.noTrace
 	c.late += o.late
 	c.lateSuppressed += o.lateSuppressed
 	c.strategyFailures += o.strategyFailures
@@ -171,6 +177,7 @@ func (t *Transport) Stats() Stats {
 		Dropped:          sum.dropped(),
 		PassedThrough:    sum.passedThrough,
 		Overflow:         sum.overflow,
+		NoTrace:          sum.noTrace,
 		Late:             sum.late,
 		LateSuppressed:   sum.lateSuppressed,
 		StrategyFailures: sum.strategyFailures,

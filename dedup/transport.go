@@ -151,7 +151,7 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	e := rootcause.FromEvent(event) // decoded once, here
 	id, err := trace.TraceIDFromHex(e.TraceID)
 	if err != nil {
-		t.passThrough(&t.shards[t.spread.Add(1)%numShards], event, &counts{passedThrough: 1})
+		t.passThrough(&t.shards[t.spread.Add(1)%numShards], event, &counts{passedThrough: 1, noTrace: 1})
 		return
 	}
 	now := time.Now() // before any lock: it is a good part of SendEvent's cost

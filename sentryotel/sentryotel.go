@@ -98,6 +98,11 @@ func (h *hook) beforeSend(event *sentry.Event, hint *sentry.EventHint) *sentry.E
 	if event.Type != "transaction" {
 		if s, ok := h.findSpan(event, hint); ok {
 			h.stamp(event, s)
+			if isErrorEvent(event) {
+				diagnosePropagator()
+			}
+		} else if id, _ := event.Contexts[keys.ContextTrace][keys.TraceIDKey].(string); id == "" {
+			diagnoseMissing(event, hint) // no trace id that the deduplicator reads
 		}
 	}
 	if h.next != nil {
