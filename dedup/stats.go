@@ -96,6 +96,12 @@ type Stats struct {
 	// Untracked counts calls that were not tracked because WithMaxCalls
 	// calls were tracked already, or 64 of their trace.
 	Untracked uint64
+	// CascadeLogs counts the logs handed to the inner transport, one for
+	// each error suppressed as a cascade of another service's report, when
+	// the client sends logs (ClientOptions.EnableLogs); CascadeLogsDropped
+	// those that found no room in the queue or came during Close. Neither
+	// is an event of the invariant.
+	CascadeLogs, CascadeLogsDropped uint64
 	// HeldBytes is the estimated bytes of the events held in windows now.
 	HeldBytes uint64
 	// Untrusted counts answers to this service's calls that were not
@@ -170,28 +176,30 @@ func (t *Transport) Stats() Stats {
 		s.mu.Unlock()
 	}
 	return Stats{
-		Received:         sum.received,
-		Emitted:          sum.emitted,
-		Suppressed:       sum.suppressed,
-		Pending:          sum.pending,
-		Dropped:          sum.dropped(),
-		PassedThrough:    sum.passedThrough,
-		Overflow:         sum.overflow,
-		NoTrace:          sum.noTrace,
-		Late:             sum.late,
-		LateSuppressed:   sum.lateSuppressed,
-		StrategyFailures: sum.strategyFailures,
-		Cascades:         sum.cascades,
-		Traces:           uint64(traces),
-		DecidedEarly:     sum.decidedEarly,
-		RequestEnded:     sum.requestEnded,
-		QueueFull:        sum.queueFull,
-		InnerPanics:      sum.innerPanics,
-		Abandoned:        sum.abandoned,
-		AfterClose:       sum.afterClose,
-		NotAcknowledged:  t.notAcknowledged.Load(),
-		Untracked:        t.untracked.Load(),
-		HeldBytes:        uint64(max(0, t.heldBytes.Load())),
-		Untrusted:        t.trust.untrusted.Load(),
+		Received:           sum.received,
+		Emitted:            sum.emitted,
+		Suppressed:         sum.suppressed,
+		Pending:            sum.pending,
+		Dropped:            sum.dropped(),
+		PassedThrough:      sum.passedThrough,
+		Overflow:           sum.overflow,
+		NoTrace:            sum.noTrace,
+		Late:               sum.late,
+		LateSuppressed:     sum.lateSuppressed,
+		StrategyFailures:   sum.strategyFailures,
+		Cascades:           sum.cascades,
+		Traces:             uint64(traces),
+		DecidedEarly:       sum.decidedEarly,
+		RequestEnded:       sum.requestEnded,
+		QueueFull:          sum.queueFull,
+		InnerPanics:        sum.innerPanics,
+		Abandoned:          sum.abandoned,
+		AfterClose:         sum.afterClose,
+		NotAcknowledged:    t.notAcknowledged.Load(),
+		Untracked:          t.untracked.Load(),
+		HeldBytes:          uint64(max(0, t.heldBytes.Load())),
+		CascadeLogs:        t.emit.logs.sent.Load(),
+		CascadeLogsDropped: t.emit.logs.dropped.Load(),
+		Untrusted:          t.trust.untrusted.Load(),
 	}
 }
