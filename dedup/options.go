@@ -97,6 +97,7 @@ type config struct {
 	rule          rootcause.Rule
 	splitsByLinks bool
 	fleet         *fleet // nil: the fleet of the client's DSN
+	spans         SpanSource
 }
 
 func newConfig(options []Option) config {

@@ -63,7 +63,7 @@ type Stats struct {
 	DecidedEarly uint64
 	// RequestEnded counts traces whose window was cut short to the grace
 	// of WithRequestGrace because the last call of the trace that this
-	// process served ended.
+	// process served ended, or TraceComplete said its spans had arrived.
 	RequestEnded uint64
 
 	// QueueFull counts events dropped because the emitter's queue
