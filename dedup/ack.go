@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/internal/ancestry"
+	"github.com/tracedup/tracedup/internal/keys"
 	"github.com/tracedup/tracedup/rootcause"
 )
 
@@ -59,6 +61,12 @@ type Incoming struct {
 	live     bool      // guarded by the shard
 	shard    *shard    // nil while it tracks nothing
 	t        *Transport
+	// waiting says that the call was begun by BeginContext before its span
+	// existed, and waits for Bind; ended that End was called. mu guards
+	// them and the step from waiting to tracking.
+	mu      sync.Mutex
+	waiting atomic.Bool
+	ended   bool
 }
 
 // Incoming starts tracking a call this service serves, whose span is in ctx
@@ -88,23 +96,84 @@ func (t *Transport) Incoming(ctx context.Context) *Incoming {
 // call would see the new one). Unlike its other methods, Begin must not run
 // concurrently with another method of in.
 func (in *Incoming) Begin(ctx context.Context, t *Transport) bool {
+	in.reset()
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return false
+	}
+	return in.track(t, sc.TraceID(), sc.SpanID())
+}
+
+// reset makes in track nothing, as a zero Incoming.
+func (in *Incoming) reset() {
 	if in.shard != nil {
 		in.unlink()
 	}
 	in.reported.Store(nil)
 	in.shard, in.t = nil, nil
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		return false
+	in.waiting.Store(false)
+	in.ended = false
+}
+
+// BeginContext is [Incoming.Begin] for a call whose span may start only
+// inside the handler it serves: a router's own OTel middleware (otelgin
+// inside a gin engine, echo's) starts it after an outer net/http
+// middleware has run. When ctx has a valid span it begins tracking as Begin
+// does and returns ctx. Otherwise it returns a context derived from ctx
+// that carries in: serve the call with it, and in starts tracking the call
+// when the first error event captured in a context derived from it reaches
+// sentryotel's hook, which calls [Incoming.Bind] with the span it found. It
+// reports whether in tracks or waits for the call. The same rules as
+// Begin's apply to in; a call that ends before any error tracks nothing
+// and costs the Transport nothing.
+func (in *Incoming) BeginContext(ctx context.Context, t *Transport) (context.Context, bool) {
+	if in.Begin(ctx, t) {
+		return ctx, true
 	}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, false // a span, but no room: not tracked
+	}
+	in.t = t
+	in.waiting.Store(true)
+	return context.WithValue(ctx, keys.CallKey{}, keys.Binder(in)), true
+}
+
+// Bind starts tracking a call that [Incoming.BeginContext] began before its
+// span existed, with the span in ctx: the span an error of the call was
+// captured on. The call is taken to be served in the outermost span of this
+// process known to enclose it (with sentryotel's span processor; else that
+// span's parent). sentryotel's hook calls it; it is safe to call more than
+// once and concurrently with the other methods: only the first call with a
+// valid span, before End, counts.
+func (in *Incoming) Bind(ctx context.Context) {
+	if in == nil || !in.waiting.Load() {
+		return
+	}
+	span := trace.SpanFromContext(ctx)
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		return
+	}
+	chain := spanChain(span)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.ended || !in.waiting.CompareAndSwap(true, false) {
+		return
+	}
+	in.track(in.t, sc.TraceID(), chain[len(chain)-1])
+}
+
+// track starts tracking the call of span in trace id with t, unless t tracks
+// as many calls as it may.
+func (in *Incoming) track(t *Transport, id trace.TraceID, span trace.SpanID) bool {
 	if t.liveCalls.Add(1) > int64(t.cfg.maxCalls) {
 		t.liveCalls.Add(-1)
 		t.untracked.Add(1)
 		return false
 	}
-	s := t.shardFor(sc.TraceID())
+	s := t.shardFor(id)
 	s.mu.Lock()
-	head := s.live[sc.TraceID()]
+	head := s.live[id]
 	n := 0
 	for c := head; c != nil && n < maxCallsPerTrace; c = c.older {
 		n++
@@ -115,7 +184,7 @@ func (in *Incoming) Begin(ctx context.Context, t *Transport) bool {
 		t.untracked.Add(1)
 		return false
 	}
-	in.traceID, in.spanID, in.t, in.shard = sc.TraceID(), sc.SpanID(), t, s
+	in.traceID, in.spanID, in.t, in.shard = id, span, t, s
 	in.older, in.live = head, true
 	s.live[in.traceID] = in
 	s.mu.Unlock()
@@ -147,10 +216,18 @@ func (in *Incoming) acknowledge(id string) { in.reported.CompareAndSwap(nil, &id
 // (WithRequestGrace) rather than when its window ends. It is safe to call
 // more than once.
 func (in *Incoming) End() {
-	if in == nil || in.shard == nil {
+	if in == nil {
 		return
 	}
-	in.unlink()
+	// A Bind may be linking the call right now: settle with it first.
+	in.mu.Lock()
+	in.ended = true
+	in.waiting.Store(false)
+	tracked := in.shard != nil
+	in.mu.Unlock()
+	if tracked {
+		in.unlink()
+	}
 }
 
 // unlink removes in from its trace's live calls, forgets the calls made

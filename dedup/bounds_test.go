@@ -231,3 +231,23 @@ func TestLateRepeatCapturedEarlierIsSuppressed(t *testing.T) {
 		assertInvariant(t, st)
 	})
 }
+
+// An error event without a trace id passes through and is counted as such;
+// a message without one is not an error, and only passes through.
+func TestErrorsWithoutTraceAreCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner := sentrytest.NewTransport()
+		tr := dedup.NewTransport(inner)
+		defer tr.Close()
+		ev := errEvent(traceA, "00000000000000c3", "", "payment", "*main.PaymentDeclined")
+		delete(ev.Tags, "otel.trace_id")
+		delete(ev.Contexts, "trace")
+		tr.SendEvent(ev)
+		tr.SendEvent(sentry.NewEvent())
+		synctest.Wait()
+		st := tr.Stats()
+		assert.Equal(t, uint64(1), st.NoTrace, "%+v", st)
+		assert.Equal(t, uint64(2), st.PassedThrough, "%+v", st)
+		assert.Len(t, inner.Events(), 2)
+	})
+}

@@ -17,6 +17,7 @@ import (
 // fails, it sends every event with its body. It runs on the decider's
 // goroutine, after take removed w from s.
 func (t *Transport) decide(s *shard, w *window) {
+	t.enrich(w.id, w.errs)
 	incidents, err := rootcause.Incidents(t.cfg.strategy, w.errs)
 	if err != nil {
 		otel.Handle(err)
@@ -90,6 +91,7 @@ func (o *outbox) add(ev *sentry.Event, size int64) {
 // rest; every other late event is sent. Each is then remembered with the
 // trace's decision. It runs on the decider's goroutine.
 func (t *Transport) judgeLate(s *shard, id trace.TraceID, late []rootcause.Error, sizes []int64, acked bool) {
+	t.enrich(id, late)
 	s.mu.Lock()
 	d, ok := s.decided.get(id, time.Now())
 	s.mu.Unlock()

@@ -72,3 +72,48 @@ func TestHTTPTransportBurstFitsItsQueue(t *testing.T) {
 	assert.Equal(t, traces, server.Len(), "reports at the endpoint")
 	assert.Equal(t, dedup.Stats{Received: traces, Emitted: traces}, tr.Stats())
 }
+
+// The blast radius where a Sentry user looks: with logs on, an error
+// suppressed as a cascade of another service's report is logged on its
+// trace, naming that report, through sentry-go's real HTTPTransport. With
+// logs off, nothing is.
+func TestCascadeIsLoggedOnItsTrace(t *testing.T) {
+	for _, logs := range []bool{true, false} {
+		t.Run(fmt.Sprintf("EnableLogs=%v", logs), func(t *testing.T) {
+			server, err := fakesentry.New()
+			require.NoError(t, err)
+			defer func() { _ = server.Close() }()
+			tr := dedup.NewTransport(sentry.NewHTTPTransport())
+			client, err := sentry.NewClient(sentry.ClientOptions{Dsn: server.DSN(), Transport: tr,
+				EnableLogs: logs, Environment: "prod"})
+			require.NoError(t, err)
+			defer client.Close()
+
+			// Order called payment, which reported the failure behind it.
+			const downstream = "0123456789abcdef0123456789abcdef"
+			tr.Outgoing(spanCtx(t, traceA, "00000000000000b2"), "POST payment/charge", downstream)
+			tr.SendEvent(errEvent(traceA, "00000000000000b2", "00000000000000a1", "order", "*main.CallFailed"))
+			require.True(t, tr.Flush(10*time.Second))
+
+			s := tr.Stats()
+			assert.Equal(t, uint64(1), s.Cascades, "%+v", s)
+			assert.Zero(t, server.Len(), "the cascade itself is not sent")
+			if !logs {
+				assert.Empty(t, server.Logs())
+				assert.Zero(t, s.CascadeLogs)
+				return
+			}
+			assert.Equal(t, uint64(1), s.CascadeLogs, "%+v", s)
+			got := server.Logs()
+			require.Len(t, got, 1)
+			l := got[0]
+			assert.Equal(t, traceA, l.TraceID)
+			assert.Equal(t, "00000000000000b2", l.SpanID)
+			assert.Equal(t, downstream, l.Attributes[dedup.LogAttrCascadeOf])
+			assert.Equal(t, "*main.CallFailed", l.Attributes[dedup.LogAttrExceptionType])
+			assert.Equal(t, "order", l.Attributes["service.name"])
+			assert.Equal(t, "prod", l.Attributes["sentry.environment"])
+			assert.Contains(t, l.Body, downstream)
+		})
+	}
+}

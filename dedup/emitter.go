@@ -60,8 +60,13 @@ type emitter struct {
 
 	loop *loop
 	sent int // events handed over since the last flush
+	// logs counts the Transport's own logs: handed over, and dropped.
+	logs struct{ sent, dropped atomic.Uint64 }
 }
 
+// emission is one event queued for the inner transport, counted pending in
+// from; or, with a nil from, a log of the Transport's own (see
+// Transport.cascadeLog), counted in logs.
 type emission struct {
 	event *sentry.Event
 	size  int64
@@ -111,6 +116,23 @@ func (e *emitter) trouble(now time.Time) { e.troubleAt.Store(now.UnixNano()) }
 func (e *emitter) push(s *shard, ev *sentry.Event, size int64, acked bool) {
 	e.mu.Lock()
 	e.pushLocked(s, outbox{events: []*sentry.Event{ev}, sizes: []int64{size}}, acked, false)
+}
+
+// pushLog queues a log of the Transport's own, or drops it, counted, past
+// the queue's bounds or once Close began: a log is never worth a report.
+func (e *emitter) pushLog(ev *sentry.Event, size int64) {
+	e.mu.Lock()
+	if e.stopped || e.isClosing || e.queued() >= e.max || e.queued() > 0 && e.bytes+size > e.maxBytes {
+		e.mu.Unlock()
+		e.logs.dropped.Add(1)
+		return
+	}
+	e.queue = append(e.queue, emission{event: ev, size: size})
+	e.bytes += size
+	e.backlog.Store(int64(e.queued()))
+	e.work.add(1)
+	e.mu.Unlock()
+	e.loop.signal()
 }
 
 // pushWait queues the events of out, of s, as push does, but first waits for
@@ -204,7 +226,13 @@ func (e *emitter) step() bool {
 	if err := safely("SendEvent", func() { e.next.SendEvent(em.event) }); err != nil {
 		otel.Handle(err)
 		e.trouble(time.Now())
-		em.from.drop(1, &counts{innerPanics: 1})
+		if em.from == nil {
+			e.logs.dropped.Add(1)
+		} else {
+			em.from.drop(1, &counts{innerPanics: 1})
+		}
+	} else if em.from == nil {
+		e.logs.sent.Add(1)
 	} else {
 		em.from.handed(1)
 	}
@@ -266,7 +294,11 @@ func (e *emitter) abandon() {
 	e.room.Broadcast()
 	e.mu.Unlock()
 	for _, em := range queue {
-		em.from.drop(1, &counts{abandoned: 1})
+		if em.from == nil {
+			e.logs.dropped.Add(1)
+		} else {
+			em.from.drop(1, &counts{abandoned: 1})
+		}
 	}
 	e.work.add(-len(queue))
 }

@@ -45,6 +45,9 @@ func registerMetrics(t *Transport) metric.Registration {
 	traces := gauge("tracedup.dedup.traces", "Traces whose window is open.", "{trace}")
 	heldBytes := gauge("tracedup.dedup.held_bytes", "Estimated bytes of the events held in windows.", "By")
 	notAcked := counter("tracedup.dedup.not_acknowledged", "Error events of a served call that did not acknowledge it: the deduplicator was not sure they get through.")
+	cascadeLogs := counter("tracedup.dedup.cascade_logs", "Logs sent on a cascade's trace, one for each error suppressed as a cascade of another service's report.")
+	cascadeLogsDropped := counter("tracedup.dedup.cascade_logs_dropped", "Cascade logs that found no room in the queue to the inner transport.")
+	noTrace := counter("tracedup.dedup.no_trace", "Error events without a trace id: passed through, not deduplicated.")
 	untracked := counter("tracedup.dedup.untracked", "Served calls not tracked for the acknowledgement: too many at once.")
 	if err := errors.Join(errs...); err != nil {
 		otel.Handle(err)
@@ -72,9 +75,12 @@ func registerMetrics(t *Transport) metric.Registration {
 		o.ObserveInt64(heldBytes, int64(s.HeldBytes))
 		o.ObserveInt64(notAcked, int64(s.NotAcknowledged))
 		o.ObserveInt64(untracked, int64(s.Untracked))
+		o.ObserveInt64(noTrace, int64(s.NoTrace))
+		o.ObserveInt64(cascadeLogs, int64(s.CascadeLogs))
+		o.ObserveInt64(cascadeLogsDropped, int64(s.CascadeLogsDropped))
 		return nil
 	}, received, emitted, suppressed, passed, overflow, late, lateSuppressed, failures, cascades, pending, traces,
-		dropped, queueFull, innerPanics, abandoned, afterClose, decidedEarly, heldBytes, notAcked, untracked)
+		dropped, queueFull, innerPanics, abandoned, afterClose, decidedEarly, heldBytes, notAcked, untracked, noTrace, cascadeLogs, cascadeLogsDropped)
 	if err != nil {
 		otel.Handle(err)
 		return nil

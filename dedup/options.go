@@ -26,12 +26,9 @@ const (
 	// that, with the decision and the hand-over, a report follows its
 	// request's end within 100 ms.
 	DefaultRequestGrace = 50 * time.Millisecond
-	// DefaultMaxHeldEvents is the budget of error events held for a
-	// decision. A real event, captured by sentry-go with a stack trace and
-	// a chain of wrapped errors, holds about 13 KB (12.8 KB measured with
-	// sentry-go v0.46.2, four exceptions and ten frames): windows hold at
-	// most twice the budget (see [WithMaxHeldEvents]), 8,192 events or
-	// about 105 MB.
+	// DefaultMaxHeldEvents bounds the count of error events held for a
+	// decision: windows hold at most twice it (see [WithMaxHeldEvents]).
+	// Their bytes are bounded by WithMaxBytes.
 	DefaultMaxHeldEvents = 4096
 	// DefaultMaxTraces bounds the traces held at once. The budget of
 	// events bounds them already; this is a bound of its own only when set
@@ -100,6 +97,7 @@ type config struct {
 	rule          rootcause.Rule
 	splitsByLinks bool
 	fleet         *fleet // nil: the fleet of the client's DSN
+	spans         SpanSource
 }
 
 func newConfig(options []Option) config {

@@ -27,6 +27,11 @@ type Stats struct {
 	// through the emitter's queue, and are in Emitted once handed over (or
 	// in QueueFull, InnerPanics or Abandoned).
 	PassedThrough uint64
+	// NoTrace counts error events that carried no trace id (in PassedThrough
+	// too): they are not deduplicated. sentryotel's hook says once per
+	// process why it stamped none (no context passed to the capture, no
+	// span in it); events from elsewhere may simply not have one.
+	NoTrace uint64
 	// Overflow counts error events sent without a decision for lack of
 	// room: their shard's share of WithMaxHeldEvents was full of windows
 	// already due for a decision and their trace had none, or the queue of
@@ -58,7 +63,7 @@ type Stats struct {
 	DecidedEarly uint64
 	// RequestEnded counts traces whose window was cut short to the grace
 	// of WithRequestGrace because the last call of the trace that this
-	// process served ended.
+	// process served ended, or TraceComplete said its spans had arrived.
 	RequestEnded uint64
 
 	// QueueFull counts events dropped because the emitter's queue
@@ -91,6 +96,12 @@ type Stats struct {
 	// Untracked counts calls that were not tracked because WithMaxCalls
 	// calls were tracked already, or 64 of their trace.
 	Untracked uint64
+	// CascadeLogs counts the logs handed to the inner transport, one for
+	// each error suppressed as a cascade of another service's report, when
+	// the client sends logs (ClientOptions.EnableLogs); CascadeLogsDropped
+	// those that found no room in the queue or came during Close. Neither
+	// is an event of the invariant.
+	CascadeLogs, CascadeLogsDropped uint64
 	// HeldBytes is the estimated bytes of the events held in windows now.
 	HeldBytes uint64
 	// Untrusted counts answers to this service's calls that were not
@@ -103,7 +114,7 @@ type Stats struct {
 // counts is one shard's share of Stats, guarded by the shard's lock.
 type counts struct {
 	received, emitted, suppressed, pending uint64
-	passedThrough, overflow                uint64
+	passedThrough, overflow, noTrace       uint64
 	late, lateSuppressed, strategyFailures uint64
 	cascades                               uint64
 	decidedEarly, requestEnded             uint64
@@ -118,6 +129,7 @@ func (c *counts) add(o *counts) {
 	c.pending += o.pending
 	c.passedThrough += o.passedThrough
 	c.overflow += o.overflow
+	c.noTrace += o.noTrace
 	c.late += o.late
 	c.lateSuppressed += o.lateSuppressed
 	c.strategyFailures += o.strategyFailures
@@ -164,27 +176,30 @@ func (t *Transport) Stats() Stats {
 		s.mu.Unlock()
 	}
 	return Stats{
-		Received:         sum.received,
-		Emitted:          sum.emitted,
-		Suppressed:       sum.suppressed,
-		Pending:          sum.pending,
-		Dropped:          sum.dropped(),
-		PassedThrough:    sum.passedThrough,
-		Overflow:         sum.overflow,
-		Late:             sum.late,
-		LateSuppressed:   sum.lateSuppressed,
-		StrategyFailures: sum.strategyFailures,
-		Cascades:         sum.cascades,
-		Traces:           uint64(traces),
-		DecidedEarly:     sum.decidedEarly,
-		RequestEnded:     sum.requestEnded,
-		QueueFull:        sum.queueFull,
-		InnerPanics:      sum.innerPanics,
-		Abandoned:        sum.abandoned,
-		AfterClose:       sum.afterClose,
-		NotAcknowledged:  t.notAcknowledged.Load(),
-		Untracked:        t.untracked.Load(),
-		HeldBytes:        uint64(max(0, t.heldBytes.Load())),
-		Untrusted:        t.trust.untrusted.Load(),
+		Received:           sum.received,
+		Emitted:            sum.emitted,
+		Suppressed:         sum.suppressed,
+		Pending:            sum.pending,
+		Dropped:            sum.dropped(),
+		PassedThrough:      sum.passedThrough,
+		Overflow:           sum.overflow,
+		NoTrace:            sum.noTrace,
+		Late:               sum.late,
+		LateSuppressed:     sum.lateSuppressed,
+		StrategyFailures:   sum.strategyFailures,
+		Cascades:           sum.cascades,
+		Traces:             uint64(traces),
+		DecidedEarly:       sum.decidedEarly,
+		RequestEnded:       sum.requestEnded,
+		QueueFull:          sum.queueFull,
+		InnerPanics:        sum.innerPanics,
+		Abandoned:          sum.abandoned,
+		AfterClose:         sum.afterClose,
+		NotAcknowledged:    t.notAcknowledged.Load(),
+		Untracked:          t.untracked.Load(),
+		HeldBytes:          uint64(max(0, t.heldBytes.Load())),
+		CascadeLogs:        t.emit.logs.sent.Load(),
+		CascadeLogsDropped: t.emit.logs.dropped.Load(),
+		Untrusted:          t.trust.untrusted.Load(),
 	}
 }

@@ -68,6 +68,9 @@ type Transport struct {
 	liveCalls atomic.Int64
 	// Counters of the acknowledgement, apart from the events' invariant.
 	untracked, notAcknowledged atomic.Uint64
+	// logs is what the cascade logs take from the client's options, nil
+	// while the client sends no logs.
+	logs atomic.Pointer[logSettings]
 
 	closed atomic.Bool
 	// timers counts window timers that were started and neither stopped nor
@@ -151,7 +154,7 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 	e := rootcause.FromEvent(event) // decoded once, here
 	id, err := trace.TraceIDFromHex(e.TraceID)
 	if err != nil {
-		t.passThrough(&t.shards[t.spread.Add(1)%numShards], event, &counts{passedThrough: 1})
+		t.passThrough(&t.shards[t.spread.Add(1)%numShards], event, &counts{passedThrough: 1, noTrace: 1})
 		return
 	}
 	now := time.Now() // before any lock: it is a good part of SendEvent's cost
@@ -174,6 +177,7 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 		if !t.cfg.sendCascades {
 			s.n.suppressed++
 			s.mu.Unlock()
+			t.cascadeLog(id, &e, downstream)
 			return
 		}
 		s.n.pending++
@@ -288,9 +292,12 @@ func (t *Transport) FlushWithContext(ctx context.Context) bool {
 
 // Configure passes the client's options to the inner transport. The
 // client's DSN names the Transport's fleet, unless WithFleetKey did: see
-// "Across services" in the package documentation.
+// "Across services" in the package documentation. With EnableLogs, each
+// error suppressed as a cascade of another service's report is logged on
+// its trace (see LogAttrCascadeOf).
 func (t *Transport) Configure(options sentry.ClientOptions) {
 	t.configureTrust(options)
+	t.configureLogs(options)
 	t.next.Configure(options)
 }
 

@@ -30,12 +30,3 @@ func (f optionFunc) apply(c *config) { f(c) }
 func WithTraceFingerprint() Option {
 	return optionFunc(func(c *config) { c.traceFingerprint = true })
 }
-
-// WithoutTraceFingerprint leaves the event's fingerprint as it is, which is
-// now the default.
-//
-// Deprecated: the trace-id fingerprint is off by default; use
-// [WithTraceFingerprint] to turn it on.
-func WithoutTraceFingerprint() Option {
-	return optionFunc(func(c *config) { c.traceFingerprint = false })
-}

@@ -120,6 +120,11 @@ func (h *hook) beforeSend(event *sentry.Event, hint *sentry.EventHint) *sentry.E
 	if event.Type != "transaction" {
 		if s, ok := h.findSpan(event, hint); ok {
 			h.stamp(event, s)
+			if isErrorEvent(event) {
+				diagnosePropagator()
+			}
+		} else if id, _ := event.Contexts[keys.ContextTrace][keys.TraceIDKey].(string); id == "" {
+			diagnoseMissing(event, hint) // no trace id that the deduplicator reads
 		}
 	}
 	if h.next != nil {
@@ -161,6 +166,7 @@ func (h *hook) findSpan(event *sentry.Event, hint *sentry.EventHint) (spanInfo, 
 	if hint != nil {
 		if hint.Context != nil {
 			if info, ok := infoFromSpan(trace.SpanFromContext(hint.Context)); ok {
+				bind(hint.Context)
 				return info, true
 			}
 			// A framework's context given to a log call, as
@@ -173,6 +179,7 @@ func (h *hook) findSpan(event *sentry.Event, hint *sentry.EventHint) (spanInfo, 
 		}
 		if hint.Request != nil {
 			if info, ok := infoFromSpan(trace.SpanFromContext(hint.Request.Context())); ok {
+				bind(hint.Request.Context())
 				return info, true
 			}
 		}
@@ -333,6 +340,17 @@ func (h *hook) resolve(ctx context.Context) (sentry.TraceID, sentry.SpanID, bool
 	if !ok {
 		return sentry.TraceID{}, sentry.SpanID{}, false
 	}
+	bind(ctx)
 	h.spans.put(info)
 	return sentry.TraceID(info.traceID), sentry.SpanID(info.spanID), true
+}
+
+// bind tells a served call that an adapter began before its span existed
+// (dedup's Incoming, left in the request's context) the span that ctx, a
+// context derived from the request's, holds: the call is then tracked from
+// this error on.
+func bind(ctx context.Context) {
+	if b, ok := ctx.Value(keys.CallKey{}).(keys.Binder); ok {
+		b.Bind(ctx)
+	}
 }

@@ -122,7 +122,6 @@ func TestBeforeSendFingerprint(t *testing.T) {
 		{"default kept first", on, nil, []string{"{{ default }}", traceID}},
 		{"user's own kept", on, []string{"payments", "{{ default }}"}, []string{"payments", "{{ default }}", traceID}},
 		{"not added twice", on, []string{"{{ default }}", traceID}, []string{"{{ default }}", traceID}},
-		{"deprecated off", []sentryotel.Option{sentryotel.WithTraceFingerprint(), sentryotel.WithoutTraceFingerprint()}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,8 +22,16 @@ const (
 // request whose HeaderCaller announces a caller of t's fleet (one that
 // calls through [NewTransport]): any other client, an external one of an
 // edge service included, never sees the header, even if the handler set it
-// itself. It needs the request's span in its context: put it inside
-// otelhttp.NewHandler. It composes with sentryhttp on either side.
+// itself. It composes with sentryhttp on either side.
+//
+// It works whatever the order of the OTel middleware: inside
+// otelhttp.NewHandler, the request's span is in its context; around a
+// router whose own OTel middleware starts the span inside it (gin with
+// otelgin, echo with its OTel middleware, chi or gorilla/mux with otelhttp
+// per route), it tracks the call from the first error event captured in the
+// request's context (see [dedup.Incoming.BeginContext]; this needs
+// sentryotel's hook, which finds it there). The outer net/http handler is
+// the supported way for every net/http-based router.
 //
 // The header goes on the final response header (1xx responses leave it
 // alone) when it is written, or when next returns without writing; an error
@@ -33,18 +41,28 @@ const (
 func NewHandler(next http.Handler, t *dedup.Transport) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		aw := writers.Get().(*writer)
-		if !aw.in.Begin(r.Context(), t) {
+		ctx, ok := aw.in.BeginContext(r.Context(), t)
+		if !ok {
 			writers.Put(aw)
 			next.ServeHTTP(w, r)
 			return
 		}
+		// No span yet: the router's own OTel middleware starts it inside
+		// next, and the call is tracked from its first error event.
+		waiting := ctx != r.Context()
+		if waiting {
+			r = r.WithContext(ctx)
+		}
 		aw.w, aw.wrote, aw.caller = w, false, r.Header.Get(HeaderCaller)
 		aw.serve(next, r)
-		// A handler may not use its writer after it returned, and the call
-		// has ended: reuse the writer, Incoming included. (If next panicked,
-		// it is dropped.)
 		aw.w, aw.caller = nil, ""
-		writers.Put(aw)
+		// A handler may not use its writer after it returned, and the call
+		// has ended: reuse the writer, Incoming included (if next panicked,
+		// it is dropped), unless a context that may outlive the request
+		// (a background goroutine's) holds the Incoming.
+		if !waiting {
+			writers.Put(aw)
+		}
 	})
 }
 

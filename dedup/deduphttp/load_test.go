@@ -158,3 +158,29 @@ func TestClosingCalleeHandsOverWhatItAcknowledged(t *testing.T) {
 	}
 	assert.Equal(t, 1, declined, "the acknowledged event was handed to payment's Sentry transport")
 }
+
+// A router that starts the request's span inside the handler deduphttp
+// wraps (otelgin in a gin engine; here otelhttp inside it): the call is
+// tracked from its first error event, so the cascade collapses, and the
+// request's end still decides the trace. Before, nothing was tracked: no
+// header, both errors sent, and every report waited out the window.
+func TestSpanStartedInsideTheHandler(t *testing.T) {
+	sys := system{}
+	pay := newServiceWith(t, sys, "payment", true, with{spanInside: true})
+	order := newServiceWith(t, sys, "order", true, with{spanInside: true})
+	pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
+	order.mux.Handle("POST /orders", order.forward(pay, "/charge"))
+
+	const requests = 20
+	for range requests {
+		sys.request(t, "order", "/orders")
+	}
+	ps, os := pay.dedup.Stats(), order.dedup.Stats()
+	assert.Equal(t, uint64(requests), ps.RequestEnded, "payment's requests ended its windows: %+v", ps)
+	assert.Equal(t, uint64(requests), os.Cascades, "order's errors stood behind payment's: %+v", os)
+	got := sys.sent(t)
+	require.Len(t, got, requests)
+	for _, what := range got {
+		assert.Equal(t, "payment: PaymentDeclined", what)
+	}
+}

@@ -99,6 +99,20 @@ type Transaction struct {
 	Received    time.Time
 }
 
+// Log is one structured log the server accepted, from an envelope's log
+// item (sentry-go's Logs).
+type Log struct {
+	Project string
+	TraceID string
+	SpanID  string
+	Level   string
+	Body    string
+	// Attributes are the log's attributes by name, their values as JSON
+	// decodes them.
+	Attributes map[string]any
+	Received   time.Time
+}
+
 // Stats counts what the server saw since it started or was last [Server.Reset].
 type Stats struct {
 	Requests     uint64 // every HTTP request, accepted or not
@@ -137,6 +151,7 @@ type Server struct {
 	changed      chan struct{} // closed and replaced whenever events change
 	events       []Event
 	transactions []Transaction
+	logs         []Log
 	stats        Stats
 	rateLimit    time.Duration
 }
@@ -221,6 +236,14 @@ func (s *Server) Transactions() []Transaction {
 	return slices.Clone(s.transactions)
 }
 
+// Logs returns a copy of the structured logs accepted so far, in arrival
+// order.
+func (s *Server) Logs() []Log {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.logs)
+}
+
 // Len returns the number of error events accepted so far.
 func (s *Server) Len() int {
 	s.mu.Lock()
@@ -268,6 +291,7 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.events = nil
 	s.transactions = nil
+	s.logs = nil
 	s.stats = Stats{Items: map[string]uint64{}}
 	s.signalLocked()
 }
@@ -350,6 +374,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.events = append(s.events, accepted.events...)
 	s.transactions = append(s.transactions, accepted.transactions...)
+	s.logs = append(s.logs, accepted.logs...)
 	s.stats.Envelopes++
 	s.stats.Events += uint64(len(accepted.events))
 	s.stats.Transactions += uint64(len(accepted.transactions))
@@ -371,6 +396,7 @@ type accepted struct {
 	id           string // answered as {"id": ...}
 	events       []Event
 	transactions []Transaction
+	logs         []Log
 	itemTypes    []string
 }
 
@@ -517,6 +543,29 @@ func decode(project string, body []byte, now time.Time) (accepted, error) {
 				TraceID: tx.Contexts.Trace.TraceID, SpanID: tx.Contexts.Trace.SpanID,
 				Raw: raw, Received: now,
 			})
+		case "log":
+			var logs struct {
+				Items []struct {
+					TraceID    string `json:"trace_id"`
+					SpanID     string `json:"span_id"`
+					Level      string `json:"level"`
+					Body       string `json:"body"`
+					Attributes map[string]struct {
+						Value any `json:"value"`
+					} `json:"attributes"`
+				} `json:"items"`
+			}
+			if err := decodeObject(item.Payload, &logs); err != nil {
+				return accepted{}, fmt.Errorf("item %d: log: %w", i, err)
+			}
+			for _, l := range logs.Items {
+				attrs := make(map[string]any, len(l.Attributes))
+				for k, v := range l.Attributes {
+					attrs[k] = v.Value
+				}
+				a.logs = append(a.logs, Log{Project: project, TraceID: l.TraceID, SpanID: l.SpanID,
+					Level: l.Level, Body: l.Body, Attributes: attrs, Received: now})
+			}
 		}
 	}
 	return a, nil

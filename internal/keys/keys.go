@@ -2,6 +2,8 @@
 // events and reads back, so that every package agrees on them.
 package keys
 
+import "context"
+
 const (
 	// TagTraceID is the tag holding the OTel trace id, 32 lowercase hex digits.
 	TagTraceID = "otel.trace_id"
@@ -31,3 +33,12 @@ const (
 	// SentryTraceTag is the tag Sentry itself indexes the trace id under.
 	SentryTraceTag = "trace"
 )
+
+// CallKey is the context key under which an adapter leaves a served call
+// whose span starts inside the handler it wraps (a router's own OTel
+// middleware): sentryotel's hook binds it, through Binder, to the span of
+// the first error event captured in a context derived from the request's.
+type CallKey struct{}
+
+// Binder is what sentryotel's hook finds under CallKey: dedup's Incoming.
+type Binder interface{ Bind(ctx context.Context) }

@@ -1,0 +1,15 @@
+module github.com/tracedup/tracedup/relay
+
+go 1.26.0
+
+require (
+	github.com/tracedup/tracedup v0.0.0
+	go.opentelemetry.io/otel/trace v1.47.0
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	go.opentelemetry.io/otel v1.47.0 // indirect
+)
+
+replace github.com/tracedup/tracedup => ../
