@@ -173,6 +173,7 @@ func (h *hook) findSpan(event *sentry.Event, hint *sentry.EventHint) (spanInfo, 
 			// slog.ErrorContext(c, ...) with a *gin.Context.
 			if r := reqctx.Request(hint.Context); r != nil && r.Context() != nil {
 				if info, ok := infoFromSpan(trace.SpanFromContext(r.Context())); ok {
+					bind(r.Context())
 					return info, true
 				}
 			}

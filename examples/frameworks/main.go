@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/getsentry/sentry-go"
+	"go.opentelemetry.io/otel"
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/internal/fakesentry"
@@ -39,6 +40,9 @@ import (
 const flushTimeout = 30 * time.Second
 
 func main() {
+	// The shop passes its propagator to every middleware; a service sets it
+	// once for all, as here, and sentryotel warns when nothing is set.
+	otel.SetTextMapPropagator(propagator)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -51,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("frameworks", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	requests := flags.Int("requests", 20, "failed checkouts per variant")
-	only := flags.String("variant", "", "run only this variant: gin, echo, chi, net/http, slog or logrus")
+	only := flags.String("variant", "", "run only this variant: gin, gin+slog, echo, chi, net/http, slog or logrus")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -84,6 +85,7 @@ type service struct {
 	addr      string
 	base      *http.Transport // the connections it calls downstream on
 	log       *logrus.Logger  // for the logrus variant
+	slog      *slog.Logger    // for the slog variants
 	// call posts a checkout to the downstream service, with ctx, and
 	// returns the status of the answer; nil for payment.
 	call func(ctx context.Context, c checkout) (int, error)
@@ -152,6 +154,7 @@ func (sh *shop) start(name, dsn string, window time.Duration, downstream *servic
 		transport: transport,
 		served:    make(chan struct{}),
 		log:       newLogrus(client),
+		slog:      newSlog(client),
 		tp: sdktrace.NewTracerProvider(
 			sdktrace.WithSampler(sdktrace.AlwaysSample()),
 			sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()),

@@ -35,7 +35,8 @@ type variant struct {
 
 // variants are the shop's, in the order the table lists them.
 var variants = []variant{
-	{"gin", "gin with otelgin and sentrygin, deduphttp.NewHandler around the engine, sentryotel.CaptureException(c, err) with the *gin.Context", ginServer},
+	{"gin", "gin with otelgin and sentrygin, deduphttp.NewHandler around the engine, sentryotel.CaptureException(c, err) with the *gin.Context", ginServer(captureGin)},
+	{"gin+slog", "gin as above, the error logged with slog.ErrorContext(c, ...), the *gin.Context as the context", ginServer(logGinWithSlog)},
 	{"echo", "echo v4 with otelecho and sentryecho, deduphttp.NewHandler around it, sentryotel.CaptureException(c.Request().Context(), err)", echoServer},
 	{"chi", "chi with otelhttp's middleware in r.Use and sentryhttp, deduphttp.NewHandler around the router", chiServer},
 	{"net/http", "otelhttp outermost, then deduphttp, then sentryhttp (the control)", netHTTPServer(captureException)},
@@ -58,7 +59,11 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // handler around the engine sees none when the request comes in. The error
 // is captured with the *gin.Context itself, whose Value does not reach the
 // request's context (ContextWithFallback is off by default).
-func ginServer(s *service) http.Handler {
+func ginServer(capture func(c *gin.Context, s *service, err error)) func(s *service) http.Handler {
+	return func(s *service) http.Handler { return ginEngine(s, capture) }
+}
+
+func ginEngine(s *service, capture func(c *gin.Context, s *service, err error)) http.Handler {
 	engine := gin.New()
 	engine.Use(
 		otelgin.Middleware(s.name, otelgin.WithTracerProvider(s.tp), otelgin.WithPropagators(propagator)),
@@ -72,7 +77,7 @@ func ginServer(s *service) http.Handler {
 		}
 		status, err := s.handle(c.Request.Context(), ch)
 		if err != nil {
-			sentryotel.CaptureException(c, err)
+			capture(c, s, err)
 			c.String(status, err.Error())
 			return
 		}
@@ -160,15 +165,30 @@ func captureException(ctx context.Context, _ *service, err error) {
 	sentryotel.CaptureException(ctx, err)
 }
 
-// logWithSlog logs err through sentry-go's slog handler, which captures an
-// event at level error with ctx in its hint and takes the hub from ctx.
-func logWithSlog(ctx context.Context, _ *service, err error) {
-	slogger.ErrorContext(ctx, err.Error(), "error", err)
+func captureGin(c *gin.Context, _ *service, err error) {
+	sentryotel.CaptureException(c, err)
 }
 
-// slogger sends error records to Sentry as events: the handler's default
-// (its Sentry Logs need EnableLogs, which the shop leaves off).
-var slogger = slog.New(sentryslog.Option{}.NewSentryHandler(context.Background()))
+// logGinWithSlog logs err with the *gin.Context as the context: the hook
+// finds the request behind it.
+func logGinWithSlog(c *gin.Context, s *service, err error) {
+	s.slog.ErrorContext(c, err.Error(), "error", err)
+}
+
+// logWithSlog logs err through sentry-go's slog handler, which captures an
+// event at level error with ctx in its hint and takes the hub from ctx.
+func logWithSlog(ctx context.Context, s *service, err error) {
+	s.slog.ErrorContext(ctx, err.Error(), "error", err)
+}
+
+// newSlog returns a logger whose error records go to client as events, the
+// handler's default (its Sentry Logs need EnableLogs, which the shop leaves
+// off). The handler takes the hub from the log call's context, else from
+// the context it was made with: the client's.
+func newSlog(client *sentry.Client) *slog.Logger {
+	hub := sentry.NewHub(client, sentry.NewScope())
+	return slog.New(sentryslog.Option{}.NewSentryHandler(sentry.SetHubOnContext(context.Background(), hub)))
+}
 
 // logWithLogrus logs err through sentry-go's logrus event hook, which puts
 // the entry's context in the event's hint.
