@@ -104,7 +104,8 @@ func TestCaptureExceptionPrefersTheSpanInCtx(t *testing.T) {
 	hub := sentry.NewHub(client, sentry.NewScope())
 	req := httptest.NewRequestWithContext(other, http.MethodPost, "/charge", nil)
 
-	sentryotel.CaptureException(sentry.SetHubOnContext(context.WithValue(ctx, 0, req), hub), errors.New("card declined")) //nolint:staticcheck // gin's key, on purpose
+	//lint:ignore SA1029 gin's key, on purpose
+	sentryotel.CaptureException(sentry.SetHubOnContext(context.WithValue(ctx, 0, req), hub), errors.New("card declined"))
 
 	events := tr.Events()
 	require.Len(t, events, 1)

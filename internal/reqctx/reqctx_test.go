@@ -64,7 +64,8 @@ func TestRequest(t *testing.T) {
 		{"field of another type", &otherType{Request: *req}, nil},
 		{"promoted field", &outer{&withField{Request: req}}, nil},
 		{"Value(0)", valueZero{req: req}, req},
-		{"Value(0) in a chain", context.WithValue(context.Background(), 0, req), req}, //nolint:staticcheck // gin's key, on purpose
+		//lint:ignore SA1029 gin's key, on purpose
+		{"Value(0) in a chain", context.WithValue(context.Background(), 0, req), req},
 		{"plain context", context.Background(), nil},
 		{"nil", nil, nil},
 	} {
