@@ -101,13 +101,15 @@ type process struct {
 	addr   string
 	cmd    *exec.Cmd
 	stdin  io.Closer
-	output chan struct{} // closed when its output is copied to the end
+	out    io.Writer
+	lines  []string      // its output after the first line, written to out by stop
+	output chan struct{} // closed when lines holds its output to the end
 	done   bool
 }
 
 // start runs this program as service name, sending to dsn and calling
 // paymentURL, and waits until it listens. Its output after the first line
-// goes to out.
+// goes to out when it has stopped.
 func start(out io.Writer, name, dsn, paymentURL string) (*process, error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -127,17 +129,18 @@ func start(out io.Writer, name, dsn, paymentURL string) (*process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, stdin: stdin, output: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, stdin: stdin, out: out, output: make(chan struct{})}
 	lines := bufio.NewScanner(stdout)
 	if !lines.Scan() || !strings.HasPrefix(lines.Text(), listenPrefix) {
-		_ = p.stop()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		return nil, fmt.Errorf("%s did not start: %q", name, lines.Text())
 	}
 	p.addr = strings.TrimPrefix(lines.Text(), listenPrefix)
 	go func() {
 		defer close(p.output)
 		for lines.Scan() {
-			fmt.Fprintln(out, lines.Text())
+			p.lines = append(p.lines, lines.Text())
 		}
 	}()
 	return p, nil
@@ -152,6 +155,9 @@ func (p *process) stop() error {
 	p.done = true
 	_ = p.stdin.Close()
 	<-p.output
+	for _, line := range p.lines {
+		fmt.Fprintln(p.out, line)
+	}
 	if err := p.cmd.Wait(); err != nil {
 		return fmt.Errorf("%s: %w", p.name, err)
 	}
