@@ -127,7 +127,7 @@ func TestIncidentsOfOneTrace(t *testing.T) {
 // TestIndependentFailuresOfOneTrace: two failures of one request that no
 // span links (sibling calls of the gateway, each failing in its own
 // service) are two incidents with a root cause each, as the deduplicator
-// sends them; -per-trace (OnePerTrace) makes them one.
+// sends them; OnePerTrace makes them one.
 func TestIndependentFailuresOfOneTrace(t *testing.T) {
 	trace := "0af7651916cd43dd8448eb211c80319c"
 	events := []Event{
