@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -205,8 +204,3 @@ func envelopeHeader(header []byte, eventID string) []byte {
 	}
 	return fmt.Appendf(nil, `{"event_id":%q,"sent_at":%q}`, eventID, time.Now().UTC().Format(time.RFC3339Nano))
 }
-
-// ErrFull is ingest.ErrFull: the relay has no room for an event now.
-var ErrFull = ingest.ErrFull
-
-var _ = errors.New
