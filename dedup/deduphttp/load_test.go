@@ -62,6 +62,21 @@ func (s *stalled) Flush(d time.Duration) bool {
 	return s.FlushWithContext(ctx)
 }
 
+// stalledPayment starts order calling payment, whose Sentry is stalled as
+// blockSend and hangFlush say; payment's handler declines every charge.
+func stalledPayment(t *testing.T, sys system, blockSend, hangFlush bool, options ...dedup.Option) (pay, order *service, stall *stalled) {
+	t.Helper()
+	pay = newServiceTo(t, sys, "payment", func(r *sentrytest.Transport) sentry.Transport {
+		stall = newStalled(blockSend, hangFlush)(r)
+		return stall
+	}, true, options...)
+	t.Cleanup(func() { close(stall.release) }) // runs before the services' cleanups
+	order = newService(t, sys, "order", true)
+	pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
+	order.mux.Handle("POST /orders", order.forward(pay, "/charge"))
+	return pay, order, stall
+}
+
 // unrelated returns an error event of a trace of its own, as a service's
 // other requests capture them.
 func unrelated(i int) *sentry.Event {
@@ -84,16 +99,7 @@ func unrelated(i int) *sentry.Event {
 // incident reached either Sentry.
 func TestSaturatedCalleeDoesNotAcknowledge(t *testing.T) {
 	sys := system{}
-	var payStall *stalled
-	stall := newStalled(true, false)
-	pay := newServiceTo(t, sys, "payment", func(r *sentrytest.Transport) sentry.Transport {
-		payStall = stall(r)
-		return payStall
-	}, true)
-	t.Cleanup(func() { close(payStall.release) }) // runs before the services' cleanups
-	order := newService(t, sys, "order", true)
-	pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
-	order.mux.Handle("POST /orders", order.forward(pay, "/charge"))
+	pay, order, _ := stalledPayment(t, sys, true, false)
 
 	for i := range 20_000 {
 		pay.dedup.SendEvent(unrelated(i))
@@ -127,16 +133,7 @@ func TestSaturatedCalleeDoesNotAcknowledge(t *testing.T) {
 // order had suppressed its own.
 func TestClosingCalleeHandsOverWhatItAcknowledged(t *testing.T) {
 	sys := system{}
-	var payStall *stalled
-	stall := newStalled(false, true)
-	pay := newServiceTo(t, sys, "payment", func(r *sentrytest.Transport) sentry.Transport {
-		payStall = stall(r)
-		return payStall
-	}, true, dedup.WithMaxBurst(10))
-	t.Cleanup(func() { close(payStall.release) })
-	order := newService(t, sys, "order", true)
-	pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
-	order.mux.Handle("POST /orders", order.forward(pay, "/charge"))
+	pay, order, payStall := stalledPayment(t, sys, false, true, dedup.WithMaxBurst(10))
 
 	// A burst of the service's other events: the flush after it hangs.
 	for range 10 {

@@ -55,6 +55,7 @@ type options struct {
 	read        sentryapi.Read
 	strategy    rootcause.Strategy
 	maxCascades int
+	linkTraces  int
 }
 
 // run is the whole command; main only wires it to the process.
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return exitUsage
 	}
 
+	notice := func(msg string) { fmt.Fprintf(stderr, "dedup-report: note: %s\n", msg) }
 	client, err := sentryapi.New(opts.url, token,
 		sentryapi.WithUserAgent("tracedup-dedup-report"),
 		sentryapi.WithProgress(func(p sentryapi.Progress) {
@@ -82,7 +84,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 			}
 			fmt.Fprintln(stderr)
 		}),
-		sentryapi.WithNotice(func(msg string) { fmt.Fprintf(stderr, "dedup-report: note: %s\n", msg) }))
+		sentryapi.WithNotice(notice))
 	if err != nil {
 		fmt.Fprintf(stderr, "dedup-report: -url: %v\n", err)
 		return exitUsage
@@ -96,10 +98,29 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return exitError
 	}
 	events := make([]report.Event, len(apiEvents))
+	errorProjects := map[string][]string{}
 	for i, e := range apiEvents {
 		events[i] = reportEvent(e)
+		if id := events[i].TraceID; id != "" && e.Project != "" && !slices.Contains(errorProjects[id], e.Project) {
+			errorProjects[id] = append(errorProjects[id], e.Project)
+		}
 	}
-	r := report.Build(events, opts.strategy)
+	var links map[string]report.TraceLinks
+	sum := report.Links{Limit: opts.linkTraces, Notes: []string{}}
+	if need := report.NeedLinks(events, opts.strategy); len(need) > 0 {
+		sum.TracesNeedingLinks = len(need)
+		if opts.linkTraces > 0 {
+			lr := &linkReader{client: client, org: opts.org, projects: opts.projects, start: end.Add(-opts.since), end: end, notice: notice}
+			if links, sum, err = lr.read(ctx, need, opts.linkTraces, errorProjects); err != nil {
+				fmt.Fprintf(stderr, "dedup-report: %v\n", err)
+				return exitError
+			}
+		} else {
+			sum.Notes = append(sum.Notes, "-link-traces 0: no transactions read")
+		}
+	}
+	r := report.Build(events, opts.strategy, links)
+	r.Links = sum
 
 	if opts.json {
 		enc := json.NewEncoder(stdout)
@@ -151,12 +172,21 @@ rule the deduplicator uses, names each incident's root cause, and lists the
 issues that only ever appear as symptoms of another: the ones to merge into
 their root cause's issue, or to mute.
 
-An error is known to be a symptom of another only where the spans they were
-captured on link them. Across a call they are linked where the caller
-captured on a span the callee's error chain reaches; events of services
-without tracedup's span processor (or hook) often carry no such link, and
-then each error is an incident of its own. -per-trace makes each trace one
-incident instead: it finds those cascades, and merges independent failures.
+An error is known to be a symptom of another only where span data links
+them: the events' own parent spans, or the span tree of the trace's
+transactions, which services with Sentry tracing send (any SDK): a callee's
+transaction names the caller's client span as its parent. Where a trace's
+errors form several incidents by the events alone, the report reads that
+trace's transactions (Discover lists them, org:read; each one's spans come
+from its event, project:read): at most -link-traces traces, a sample past it.
+Errors of one trace whose link is still not known are shown together as
+"same request, link not known", with the evidence to judge them (services,
+exception types, order by each host's clock, which are on the trace's root
+span or called from another service) and the likely root cause. The issues
+that only appear as symptoms are split the same way: known symptoms, and
+likely ones, that in every trace where they appear came with another issue
+downstream. (-per-trace, which made each trace one incident, is gone: the
+"link not known" groups show what it found, and say so.)
 
 -project takes one project slug or a comma-separated list; without it, every
 project of -org the token can see is read. A cascade that crosses projects is
@@ -188,7 +218,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	o := &options{}
 	var project, since, strategy, demote, read string
-	var perTrace bool
 	fs.StringVar(&o.url, "url", "https://sentry.io", "Sentry `URL`: https://sentry.io, a regional https://de.sentry.io, or a self-hosted instance")
 	fs.StringVar(&o.org, "org", "", "organisation `slug` (required)")
 	fs.StringVar(&project, "project", "", "project `slugs`, comma-separated; empty reads every project of -org")
@@ -196,7 +225,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.json, "json", false, "write the report as JSON on stdout")
 	fs.StringVar(&strategy, "strategy", "default", "root-cause `strategy`, or a comma-separated list asked in turn (FirstOf):"+strategyHelp())
 	fs.StringVar(&demote, "demote", "", "exception `types`, comma-separated, that wrap another service's failure (DownstreamError): chosen only when nothing else is (DemoteTypes)")
-	fs.BoolVar(&perTrace, "per-trace", false, "make each trace one incident (rootcause.OnePerTrace) instead of splitting it by known causal links, as the deduplicator does; for services whose events carry no links across a call (no tracedup span processor, or no hook at all), at the cost of merging independent failures of one trace")
+	fs.IntVar(&o.linkTraces, "link-traces", defaultLinkTraces, "read the transactions of at most `N` traces whose links are not known, a sample past it; 0 reads none")
 	fs.StringVar(&read, "read", "auto", "how to read the events: `auto`, discover, full or tags (see above)")
 	fs.IntVar(&o.maxCascades, "max-cascades", 20, "cascades to list in the table (all of them are counted, and all are in -json)")
 	if err := fs.Parse(args); err != nil {
@@ -224,11 +253,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.strategy, err = parseStrategy(strategy, demote); err != nil {
 		return nil, err
 	}
-	if perTrace {
-		o.strategy = rootcause.OnePerTrace(o.strategy)
-	}
 	if o.maxCascades < 0 {
 		return nil, errors.New("-max-cascades must not be negative")
+	}
+	if o.linkTraces < 0 {
+		return nil, errors.New("-link-traces must not be negative")
 	}
 	return o, nil
 }
@@ -335,16 +364,23 @@ func writeTable(w io.Writer, o *options, r *report.Report) error {
 	fmt.Fprintf(tw, "error events read\t%d\n", r.EventsRead)
 	fmt.Fprintf(tw, "  without a trace id\t%d\n", r.EventsWithoutTrace)
 	fmt.Fprintf(tw, "traces\t%d\n", r.Traces)
-	fmt.Fprintf(tw, "incidents\t%d\t(independent failures: one root cause each)\n", r.Incidents)
-	fmt.Fprintf(tw, "traces with duplicates\t%d\n", r.TracesWithDuplicates)
-	fmt.Fprintf(tw, "duplicate events\t%d\t(the deduplicator would suppress them)\n", r.DuplicateEvents)
+	fmt.Fprintf(tw, "incidents by known links\t%d\t(the deduplicator would send one event each)\n", r.Incidents)
+	fmt.Fprintf(tw, "known cascades\t%d\t(in %d traces; %d known duplicate events)\n", r.KnownCascades, r.TracesWithKnownCascades, r.KnownDuplicateEvents)
+	fmt.Fprintf(tw, "traces, link not known\t%d\t(same request: %d errors, %d likely duplicates)\n", r.TracesLinkNotKnown, r.EventsLinkNotKnown, r.LikelyDuplicateEvents)
+	l := r.Links
+	sampled := ""
+	if l.Sampled {
+		sampled = ", sampled"
+	}
+	fmt.Fprintf(tw, "traces with transactions\t%d\t(of %d read%s, %d needing links; %d transactions read)\n",
+		l.TracesWithTransactions, l.TracesRead, sampled, l.TracesNeedingLinks, l.TransactionsRead)
 	if r.StrategyFailures > 0 {
-		fmt.Fprintf(tw, "strategy failures\t%d\t(traces without a root cause)\n", r.StrategyFailures)
+		fmt.Fprintf(tw, "strategy failures\t%d\t(incidents without a root cause)\n", r.StrategyFailures)
 	}
 	tw.Flush()
 
 	if len(r.Cascades) > 0 {
-		b.printf("\nCascades: traces with more than one error\n")
+		b.printf("\nKnown cascades: span links say which error followed from which\n")
 		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "TRACE\tSERVICE\tISSUE\tEVENT\tEXCEPTION\tMESSAGE")
 		for i, c := range r.Cascades {
@@ -373,23 +409,83 @@ func writeTable(w io.Writer, o *options, r *report.Report) error {
 		tw.Flush()
 	}
 
-	b.printf("\nIssues that only appear as symptoms: merge them into their root cause's issue, or mute them\n")
-	if len(r.SymptomIssues) == 0 {
+	if len(r.SameRequest) > 0 {
+		b.printf("\nSame request, link not known: errors of one trace that no span link ties; judge by the evidence\n")
+		b.printf("(CLOCK: from the trace's first error, by each host's own clock; SPAN: where the error was captured)\n")
+		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TRACE\tCLOCK\tSERVICE\tISSUE\tEVENT\tEXCEPTION\tMESSAGE\tSPAN")
+		for i, g := range r.SameRequest {
+			if i == o.maxCascades {
+				fmt.Fprintf(tw, "… and %d more (all of them are in -json)\n", len(r.SameRequest)-i)
+				break
+			}
+			for j, e := range g.Events {
+				trace := ""
+				if j == 0 {
+					trace = g.TraceID
+				}
+				mark := ""
+				if e.LikelyRoot {
+					mark = "\t<- likely root cause"
+				}
+				fmt.Fprintf(tw, "%s\t+%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", trace, e.Clock.Round(time.Millisecond), orDash(e.Service),
+					orDash(e.IssueID), short(e.EventID, 9), orDash(e.ExceptionType), short(e.Message, 40), where(e), mark)
+			}
+			fmt.Fprintf(tw, "\t(%s)\n", g.Why)
+		}
+		tw.Flush()
+	}
+
+	b.printf("\nKnown symptoms: in every trace where they appear, a span link makes them symptoms; merge them into their root cause's issue, or mute them\n")
+	if len(r.KnownSymptoms) == 0 {
+		b.printf("  none\n")
+	} else {
+		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ISSUE\tTITLE\tSERVICES\tTRACES\tEVENTS\tKNOWN SYMPTOM OF")
+		for _, s := range r.KnownSymptoms {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", s.IssueID, short(s.Title, 60), orDash(strings.Join(s.Services, ",")),
+				s.Traces, s.Events, roots(s.SymptomOf))
+		}
+		tw.Flush()
+	}
+
+	b.printf("\nLikely symptoms: never a root cause, and in every trace where they appear another issue came with them downstream, the link not always known\n")
+	if len(r.LikelySymptoms) == 0 {
 		b.printf("  none\n")
 		return b.err
 	}
 	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ISSUE\tTITLE\tSERVICES\tTRACES\tEVENTS\tSYMPTOM OF")
-	for _, s := range r.SymptomIssues {
-		var of []string
-		for _, ri := range s.SymptomOf {
-			of = append(of, fmt.Sprintf("%s %q (%d traces)", ri.IssueID, short(ri.Title, 50), ri.Traces))
-		}
+	fmt.Fprintln(tw, "ISSUE\tTITLE\tSERVICES\tTRACES\tLINK KNOWN IN\tCOMES WITH, DOWNSTREAM")
+	for _, s := range r.LikelySymptoms {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", s.IssueID, short(s.Title, 60), orDash(strings.Join(s.Services, ",")),
-			s.Traces, s.Events, strings.Join(of, "; "))
+			s.Traces, s.KnownTraces, roots(s.ComesWith))
 	}
 	tw.Flush()
 	return b.err
+}
+
+// roots lists root-cause issues with their trace counts.
+func roots(l []report.RootIssue) string {
+	var out []string
+	for _, ri := range l {
+		out = append(out, fmt.Sprintf("%s %q (%d traces)", ri.IssueID, short(ri.Title, 50), ri.Traces))
+	}
+	return strings.Join(out, "; ")
+}
+
+// where says what is visible of an error's span.
+func where(e report.GroupEvent) string {
+	switch {
+	case len(e.Below) > 0:
+		return fmt.Sprintf("encloses %d of these", len(e.Below))
+	case e.OnRootSpan:
+		return "trace's root span"
+	case e.ParentElsewhere:
+		return "called from another span"
+	case e.SpanID == "":
+		return "-"
+	}
+	return "parent not known"
 }
 
 // short cuts s to n runes, marking the cut.

@@ -39,17 +39,19 @@ func TestTable(t *testing.T) {
 	assert.Contains(t, out, "Duplicate report for acme/gateway,order,payment, last 24h, strategy Deepest")
 	assert.Regexp(t, `error events read\s+9\n`, out)
 	assert.Regexp(t, `traces\s+3\n`, out)
-	assert.Regexp(t, `traces with duplicates\s+3\n`, out)
-	assert.Regexp(t, `duplicate events\s+6 `, out)
+	assert.Regexp(t, `known cascades\s+3\s+\(in 3 traces; 6 known duplicate events\)\n`, out)
+	assert.Regexp(t, `traces, link not known\s+0 `, out)
 
 	var roots, symptoms []string
 	section := ""
 	for _, line := range strings.Split(out, "\n") {
 		switch {
-		case strings.HasPrefix(line, "Cascades"):
+		case strings.HasPrefix(line, "Known cascades"):
 			section = "cascades"
-		case strings.HasPrefix(line, "Issues that only appear as symptoms"):
+		case strings.HasPrefix(line, "Known symptoms"):
 			section = "symptoms"
+		case strings.HasPrefix(line, "Likely symptoms"):
+			section = "likely"
 		case section == "cascades" && strings.Contains(line, "<- root cause"):
 			roots = append(roots, strings.Join(strings.Fields(line), " "))
 		case section == "symptoms" && line != "" && !strings.HasPrefix(line, "ISSUE"):
@@ -77,8 +79,8 @@ type jsonOut struct {
 	Strategy             string   `json:"strategy"`
 	EventsRead           int      `json:"events_read"`
 	Traces               int      `json:"traces"`
-	TracesWithDuplicates int      `json:"traces_with_duplicates"`
-	DuplicateEvents      int      `json:"duplicate_events"`
+	TracesWithDuplicates int      `json:"traces_with_known_cascades"`
+	DuplicateEvents      int      `json:"known_duplicate_events"`
 	Cascades             []struct {
 		TraceID   string   `json:"trace_id"`
 		RootIssue string   `json:"root_issue"`
@@ -97,7 +99,7 @@ type jsonOut struct {
 			IssueID string `json:"issue_id"`
 			Traces  int    `json:"traces"`
 		} `json:"symptom_of"`
-	} `json:"symptom_issues"`
+	} `json:"known_symptoms"`
 }
 
 func TestJSON(t *testing.T) {

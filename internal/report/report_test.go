@@ -39,14 +39,14 @@ func TestBuildCascades(t *testing.T) {
 		Event{Error: rootcause.Error{EventID: "x1", Service: "order"}, IssueID: "400"},                              // no trace
 		Event{Error: rootcause.Error{EventID: "s1", TraceID: "ff", Service: "payment"}, IssueID: "300", Title: "x"}, // alone in its trace
 	)
-	r := Build(events, rootcause.Default())
+	r := Build(events, rootcause.Default(), nil)
 
 	assert.Equal(t, 11, r.EventsRead)
 	assert.Equal(t, 1, r.EventsWithoutTrace)
 	assert.Equal(t, 4, r.Traces)
-	assert.Equal(t, 3, r.TracesWithDuplicates)
+	assert.Equal(t, 3, r.TracesWithKnownCascades)
 	assert.Equal(t, 4, r.Incidents, "one root cause per trace, the lone event's included")
-	assert.Equal(t, 6, r.DuplicateEvents)
+	assert.Equal(t, 6, r.KnownDuplicateEvents)
 	assert.Zero(t, r.StrategyFailures)
 	assert.Equal(t, rootcause.Describe(rootcause.Default()), r.Strategy)
 
@@ -63,16 +63,16 @@ func TestBuildCascades(t *testing.T) {
 			SymptomOf: []RootIssue{{IssueID: "300", Title: "*main.PaymentDeclined: card declined", Traces: 3}}},
 		{IssueID: "200", Title: "*main.DownstreamError: payment: 502", Services: []string{"order"}, Traces: 3, Events: 3,
 			SymptomOf: []RootIssue{{IssueID: "300", Title: "*main.PaymentDeclined: card declined", Traces: 3}}},
-	}, r.SymptomIssues)
+	}, r.KnownSymptoms)
 }
 
 func TestBuildIssueThatIsSometimesRootIsNoSymptom(t *testing.T) {
 	events := cascade(0)
 	// In another trace the order issue fails on its own.
 	events = append(events, Event{Error: rootcause.Error{EventID: "o9", TraceID: "ee", Service: "order", Timestamp: t0}, IssueID: "200"})
-	r := Build(events, nil)
-	require.Len(t, r.SymptomIssues, 1)
-	assert.Equal(t, "100", r.SymptomIssues[0].IssueID)
+	r := Build(events, nil, nil)
+	require.Len(t, r.KnownSymptoms, 1)
+	assert.Equal(t, "100", r.KnownSymptoms[0].IssueID)
 }
 
 func TestBuildStrategyFailures(t *testing.T) {
@@ -81,29 +81,31 @@ func TestBuildStrategyFailures(t *testing.T) {
 		"out of range": rootcause.StrategyFunc(func(errs []rootcause.Error) int { return len(errs) }),
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := Build(append(cascade(0), cascade(1)...), s)
+			r := Build(append(cascade(0), cascade(1)...), s, nil)
 			assert.Equal(t, 2, r.StrategyFailures)
 			require.Len(t, r.Cascades, 2)
 			assert.Equal(t, -1, r.Cascades[0].RootCause)
-			assert.Empty(t, r.SymptomIssues, "no root cause, no symptoms")
-			assert.Equal(t, 4, r.DuplicateEvents)
+			assert.Empty(t, r.KnownSymptoms, "no root cause, no symptoms")
+			assert.Equal(t, 4, r.KnownDuplicateEvents)
 		})
 	}
 }
 
 func TestBuildEmpty(t *testing.T) {
-	r := Build(nil, nil)
+	r := Build(nil, nil, nil)
 	assert.NotNil(t, r.Cascades)
-	assert.NotNil(t, r.SymptomIssues)
-	assert.Equal(t, "0 events, 0 traces, 0 with duplicates, 0 duplicate events, 0 symptom-only issues", r.String())
+	assert.NotNil(t, r.KnownSymptoms)
+	assert.NotNil(t, r.SameRequest)
+	assert.NotNil(t, r.LikelySymptoms)
+	assert.Equal(t, "0 events, 0 traces, 0 known cascades, 0 traces link not known, 0 known and 0 likely symptom issues", r.String())
 }
 
 func TestBuildMissingIssueID(t *testing.T) {
 	events := cascade(0)
 	events[0].IssueID = ""
-	r := Build(events, nil)
-	require.Len(t, r.SymptomIssues, 1)
-	assert.Equal(t, "200", r.SymptomIssues[0].IssueID)
+	r := Build(events, nil, nil)
+	require.Len(t, r.KnownSymptoms, 1)
+	assert.Equal(t, "200", r.KnownSymptoms[0].IssueID)
 }
 
 // TestIncidentsOfOneTrace pins today's grouping rule, the one place the
@@ -125,7 +127,7 @@ func TestIncidentsOfOneTrace(t *testing.T) {
 // TestIndependentFailuresOfOneTrace: two failures of one request that no
 // span links (sibling calls of the gateway, each failing in its own
 // service) are two incidents with a root cause each, as the deduplicator
-// sends them; -per-trace (OnePerTrace) makes them one.
+// sends them; OnePerTrace makes them one.
 func TestIndependentFailuresOfOneTrace(t *testing.T) {
 	trace := "0af7651916cd43dd8448eb211c80319c"
 	events := []Event{
@@ -136,16 +138,16 @@ func TestIndependentFailuresOfOneTrace(t *testing.T) {
 		{Error: rootcause.Error{EventID: "s", TraceID: trace, SpanID: "c3", ParentSpanID: "a1", Service: "stock",
 			ExceptionType: "*main.OutOfStock", Timestamp: t0.Add(20 * time.Millisecond)}, IssueID: "500"},
 	}
-	r := Build(events, rootcause.Default())
+	r := Build(events, rootcause.Default(), nil)
 	assert.Equal(t, 2, r.Incidents)
-	assert.Equal(t, 1, r.DuplicateEvents, "the gateway's error, a symptom of the first failure")
+	assert.Equal(t, 1, r.KnownDuplicateEvents, "the gateway's error, a symptom of the first failure")
 	roots := map[string]bool{}
 	for _, c := range r.Cascades {
 		roots[c.RootIssue] = true
 	}
 	assert.Equal(t, map[string]bool{"300": true}, roots, "payment's incident holds the gateway's error")
 
-	r = Build(events, rootcause.OnePerTrace(rootcause.Default()))
+	r = Build(events, rootcause.OnePerTrace(rootcause.Default()), nil)
 	assert.Equal(t, 1, r.Incidents)
-	assert.Equal(t, 2, r.DuplicateEvents)
+	assert.Equal(t, 2, r.KnownDuplicateEvents)
 }

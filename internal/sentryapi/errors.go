@@ -170,7 +170,7 @@ func (c *Client) classify(r request, status int, body []byte) error {
 // scopeHint names the scope an endpoint needs and the token that can carry it.
 func scopeHint(endpoint string) string {
 	switch endpoint {
-	case endpointProjectEvents:
+	case endpointProjectEvents, endpointEventDetails:
 		return "the token needs the " + ScopeProject + " scope, and its user must be a member of the project's team; " + TokenHint
 	case endpointOrgEvents, endpointOrgProjects, endpointOrg:
 		return "the token needs the " + ScopeOrganization + " scope to read the whole organisation (or name the projects with -project, which needs " + ScopeProject + "); " + TokenHint

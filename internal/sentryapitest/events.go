@@ -148,3 +148,73 @@ func mustAtoi(s string) any {
 func ProjectItem(slug string, id int) map[string]any {
 	return map[string]any{"id": strconv.Itoa(id), "slug": slug, "name": slug, "platform": "go", "isMember": true, "hasAccess": true, "features": []string{}}
 }
+
+// Transaction describes one transaction event: one service's part of a
+// request, as an SDK with tracing sends it (any language).
+type Transaction struct {
+	ID        string // 32 hex
+	Project   string
+	ProjectID int
+	Name      string // "GET /checkout"
+	TraceID   string
+	SpanID    string // the transaction's own span: the service's server span
+	Parent    string // the caller's client span; "" at the trace's root
+	Start     time.Time
+	End       time.Time
+	Spans     []Span // child spans
+}
+
+// Span is a child span of a transaction.
+type Span struct {
+	ID, Parent, Op, Description string
+}
+
+// TransactionRow renders t as a Discover row for the columns the client asks
+// of transactions (id, project, transaction, timestamp, trace, trace.span,
+// trace.parent_span): the parent is null at the trace's root.
+func TransactionRow(t Transaction) map[string]any {
+	var parent any
+	if t.Parent != "" {
+		parent = t.Parent
+	}
+	return map[string]any{
+		"id": t.ID, "project": t.Project, "project.name": t.Project, "transaction": t.Name,
+		"timestamp": t.End.UTC().Format("2006-01-02T15:04:05+00:00"),
+		"trace":     t.TraceID, "trace.span": t.SpanID, "trace.parent_span": parent,
+	}
+}
+
+// TransactionEvent renders t as "Retrieve an Event for a Project" returns a
+// transaction (DetailedEventSerializer): contexts.trace, an entry of type
+// "spans" with each span's span_id and parent_span_id, startTimestamp and
+// endTimestamp as epoch seconds, and no dateCreated.
+func TransactionEvent(t Transaction) map[string]any {
+	trace := map[string]any{"trace_id": t.TraceID, "span_id": t.SpanID, "op": "http.server", "status": "ok", "type": "trace"}
+	if t.Parent != "" {
+		trace["parent_span_id"] = t.Parent
+	}
+	spans := []any{}
+	for _, s := range t.Spans {
+		spans = append(spans, map[string]any{
+			"trace_id": t.TraceID, "span_id": s.ID, "parent_span_id": s.Parent, "op": s.Op, "description": s.Description,
+			"start_timestamp": float64(t.Start.UnixMicro()) / 1e6, "timestamp": float64(t.End.UnixMicro()) / 1e6,
+			"same_process_as_parent": true, "tags": nil, "data": map[string]any{},
+		})
+	}
+	return map[string]any{
+		"id": t.ID, "groupID": nil, "eventID": t.ID, "projectID": strconv.Itoa(t.ProjectID), "size": 2048,
+		"entries": []any{
+			map[string]any{"type": "spans", "data": spans},
+			map[string]any{"type": "request", "data": map[string]any{"method": "GET", "url": "http://" + t.Project + "/"}},
+		},
+		"dist": nil, "message": "", "title": t.Name, "location": t.Name, "user": nil,
+		"contexts": map[string]any{"trace": trace}, "sdk": map[string]any{"name": "sentry.go", "version": "0.46.2"},
+		"context": map[string]any{}, "packages": map[string]any{}, "type": "transaction",
+		"metadata": map[string]any{"title": t.Name}, "tags": []any{map[string]any{"key": "transaction", "value": t.Name}},
+		"platform": "go", "dateReceived": t.End.UTC().Add(time.Second).Format("2006-01-02T15:04:05.000000Z"),
+		"errors": []any{}, "occurrence": nil, "_meta": map[string]any{},
+		"startTimestamp": float64(t.Start.UnixMicro()) / 1e6, "endTimestamp": float64(t.End.UnixMicro()) / 1e6,
+		"measurements": nil, "breakdowns": nil, "release": nil, "userReport": nil, "sdkUpdates": []any{},
+		"nextEventID": nil, "previousEventID": nil,
+	}
+}

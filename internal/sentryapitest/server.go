@@ -74,6 +74,8 @@ func Route(path string) string {
 	switch {
 	case len(p) == 6 && p[2] == "projects" && p[5] == "events":
 		return "projects/{org}/{project}/events"
+	case len(p) == 7 && p[2] == "projects" && p[5] == "events":
+		return "projects/{org}/{project}/events/{event_id}"
 	case len(p) == 5 && p[2] == "organizations" && p[4] == "events":
 		return "organizations/{org}/events"
 	case len(p) == 5 && p[2] == "organizations" && p[4] == "projects":
