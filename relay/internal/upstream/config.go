@@ -8,8 +8,9 @@ import (
 
 const (
 	// DefaultMaxQueuedBytes bounds the bytes of envelopes waiting to be
-	// sent or being sent.
-	DefaultMaxQueuedBytes = 64 << 20
+	// sent or being sent: room for one envelope of Relay's largest size
+	// (100 MiB) and more.
+	DefaultMaxQueuedBytes = 128 << 20
 	// DefaultWorkers is how many requests to the upstream run at once.
 	DefaultWorkers = 4
 	// DefaultMaxAttempts bounds the tries of one envelope that meets
