@@ -190,8 +190,10 @@ func readAllAndClose(rc io.ReadCloser) io.ReadCloser {
 	return io.NopCloser(bytes.NewReader(b))
 }
 
+// bodyOf returns resp's body, which it leaves readable again.
 func bodyOf(resp *http.Response) string {
 	b, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(bytes.NewReader(b))
 	return string(b)
 }
 
@@ -204,3 +206,6 @@ func (noWaitClock) Sleep(ctx context.Context, _ time.Duration) bool {
 }
 
 func upstreamNoWait() upstream.Option { return upstream.WithClock(noWaitClock{}) }
+
+func upstreamMaxBytes(n int64) upstream.Option { return upstream.WithMaxQueuedBytes(n) }
+func upstreamWorkers(n int) upstream.Option    { return upstream.WithWorkers(n) }
