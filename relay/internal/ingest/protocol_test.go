@@ -397,8 +397,10 @@ func TestBackPressureFromTheQueue(t *testing.T) {
 	defer close(release)
 	resp := r.post(t, "/api/42/envelope/", sessionEnvelope, "X-Sentry-Auth", testAuth)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	resp = r.post(t, "/api/42/envelope/", sessionEnvelope, "X-Sentry-Auth", testAuth)
-	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	// Not even an envelope: a body that is not read cannot be refused as
+	// malformed.
+	resp = r.post(t, "/api/42/envelope/", []byte("not an envelope"), "X-Sentry-Auth", testAuth)
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, bodyOf(resp))
 	assert.Equal(t, "2", resp.Header.Get("Retry-After"))
 	assert.Equal(t, map[string]uint64{"rate_limited": 1}, r.handler.Stats().Rejected)
 	assert.Equal(t, uint64(1), r.up.Stats().Received, "the second body never reached the queue")
