@@ -32,6 +32,8 @@ func FuzzIngest(f *testing.F) {
 	f.Add([]byte("{\"dsn\":\"http://k@h/1\"}\n{\"type\":\"span\"}\n{\"items\":[{\"trace_id\":1}]}\n"), "deflate", uint8(0), "")
 	f.Add([]byte("x"), "br", uint8(0), testAuth)
 	f.Add([]byte("x"), "zstd", uint8(1), testAuth)
+	f.Add([]byte("eJzLSM3JyQcABiwCFQ=="), "", uint8(1), testAuth) // base64 of zlib, as old SDKs sent store bodies
+	f.Add([]byte("QQ=="), "", uint8(1), testAuth)                 // base64 of one byte
 	paths := []string{"/api/42/envelope/", "/api/42/store/", "/api/42/integration/otlp/v1/traces", "/api/42/integration/otlp/v1/traces/", "/healthz", "/api/42/envelope"}
 	statuses := []int{200, 400, 401, 404, 405, 413, 415, 429}
 	h := ingest.NewHandler(&checkingSink{}, nopForwarder{}, ingest.WithLimits(ingest.Limits{MaxEnvelopeSize: 1 << 20}))
