@@ -33,7 +33,7 @@ func FuzzIngest(f *testing.F) {
 	f.Add([]byte("x"), "br", uint8(0), testAuth)
 	f.Add([]byte("x"), "zstd", uint8(1), testAuth)
 	f.Add([]byte("eJzLSM3JyQcABiwCFQ=="), "", uint8(1), testAuth) // base64 of zlib, as old SDKs sent store bodies
-	f.Add([]byte("QQ=="), "", uint8(1), testAuth)                 // base64 of one byte
+	f.Add([]byte("eA=="), "", uint8(1), testAuth)                 // base64 of 0x78, half a zlib header
 	paths := []string{"/api/42/envelope/", "/api/42/store/", "/api/42/integration/otlp/v1/traces", "/api/42/integration/otlp/v1/traces/", "/healthz", "/api/42/envelope"}
 	statuses := []int{200, 400, 401, 404, 405, 413, 415, 429}
 	h := ingest.NewHandler(&checkingSink{}, nopForwarder{}, ingest.WithLimits(ingest.Limits{MaxEnvelopeSize: 1 << 20}))
