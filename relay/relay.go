@@ -108,6 +108,9 @@ func (r *Relay) Event(req *ingest.Request, item envelope.Item) error {
 		}
 		return nil
 	}
+	r.dedup.SendEvent(ev)
+	// After SendEvent: a trace whose spans are all here already is
+	// complete at once, and its window must exist to be told.
 	if tc := ev.Contexts["trace"]; tc != nil {
 		tid, _ := tc["trace_id"].(string)
 		sid, _ := tc["span_id"].(string)
@@ -117,7 +120,6 @@ func (r *Relay) Event(req *ingest.Request, item envelope.Item) error {
 			}
 		}
 	}
-	r.dedup.SendEvent(ev)
 	return nil
 }
 

@@ -349,6 +349,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rateLimit := s.rateLimit
 	s.mu.Unlock()
 
+	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/") && strings.HasSuffix(r.URL.Path, "/integration/otlp/v1/traces") {
+		// OTLP traces, as sentry-go now recommends sending OTel spans:
+		// accepted and counted, not decoded.
+		_, _ = io.Copy(io.Discard, r.Body)
+		s.mu.Lock()
+		s.stats.Items["otlp_traces"]++
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	accepted, herr := s.accept(w, r, rateLimit)
 	if herr != nil {
 		s.mu.Lock()

@@ -20,7 +20,7 @@ import (
 // (gzip, deflate as zlib or raw, br, zstd; "", identity and the "utf-8" that
 // some SDKs send mean none, as in Relay's decompression middleware), and
 // refuses it with 413 when it is over limit as sent or once decompressed.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *httpError) {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, held *int64) ([]byte, *httpError) {
 	if r.ContentLength > limit {
 		return nil, reject(http.StatusRequestEntityTooLarge, reasonTooLarge, "body of %d bytes is over the limit of %d", r.ContentLength, limit)
 	}
@@ -56,10 +56,17 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *htt
 	if r.ContentLength > 0 && r.Header.Get("Content-Encoding") == "" {
 		size = r.ContentLength + 1
 	}
+	if !h.hold(held, size) {
+		return nil, h.limited(h.cfg.retryAfter, nil)
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
 	// The second limit stops zip bombs: small as sent, huge decompressed.
-	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
+	// What is read is held against the budget of bodies in flight: twice
+	// it, for the buffer's growth.
+	n, err := buf.ReadFrom(&heldReader{r: io.LimitReader(src, limit+1), h: h, held: held})
 	switch {
+	case errors.Is(err, errBusy):
+		return nil, h.limited(h.cfg.retryAfter, nil)
 	case err != nil:
 		return nil, bodyError("reading body", err, limit)
 	case n > limit:
@@ -123,4 +130,43 @@ func decodeStoreBody(body []byte, limit int64) ([]byte, *httpError) {
 		return nil, reject(http.StatusRequestEntityTooLarge, reasonTooLarge, "store body is over the limit of %d bytes once decompressed", limit)
 	}
 	return buf.Bytes(), nil
+}
+
+// errBusy is what heldReader returns when the bodies in flight hold the
+// whole budget.
+var errBusy = errors.New("ingest: the bodies in flight hold the whole budget")
+
+// heldReader holds what it reads against the handler's budget of bodies in
+// flight.
+type heldReader struct {
+	r    io.Reader
+	h    *Handler
+	held *int64
+}
+
+func (hr *heldReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	if n > 0 && !hr.h.hold(hr.held, 2*int64(n)) {
+		return n, errBusy
+	}
+	return n, err
+}
+
+// hold takes n bytes of the budget of bodies in flight for a request that
+// holds *held already, and reports whether there was room. One request
+// alone always has room up to its size limits.
+func (h *Handler) hold(held *int64, n int64) bool {
+	if h.cfg.maxInFlight <= 0 {
+		return true
+	}
+	for {
+		cur := h.inFlight.Load()
+		if cur > *held && cur+n > h.cfg.maxInFlight {
+			return false
+		}
+		if h.inFlight.CompareAndSwap(cur, cur+n) {
+			*held += n
+			return true
+		}
+	}
 }

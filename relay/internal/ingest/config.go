@@ -52,9 +52,10 @@ type Limits struct {
 }
 
 type config struct {
-	limits     Limits
-	retryAfter time.Duration
-	now        func() time.Time
+	limits      Limits
+	maxInFlight int64
+	retryAfter  time.Duration
+	now         func() time.Time
 }
 
 func newConfig(options []Option) config {
@@ -77,6 +78,15 @@ func newConfig(options []Option) config {
 		}
 	}
 	return c
+}
+
+// WithMaxInFlight bounds the bytes the bodies of requests in flight hold,
+// read and decompressed (twice what was read, for the buffers' growth):
+// past it a request is answered 429 with a Retry-After, as when upstream is
+// busy. One request alone always has room up to its size limits. Zero or
+// less means no bound (the default).
+func WithMaxInFlight(n int64) Option {
+	return optionFunc(func(c *config) { c.maxInFlight = n })
 }
 
 // WithLimits overrides the size limits whose fields are positive.

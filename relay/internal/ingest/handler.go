@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tracedup/tracedup/internal/envelope"
@@ -29,6 +30,9 @@ type Handler struct {
 	sink  Sink
 	up    Forwarder
 	stats counters
+	// inFlight is what the bodies of requests in flight hold (see
+	// WithMaxInFlight).
+	inFlight atomic.Int64
 }
 
 // NewHandler returns a handler that gives error events to sink, the spans
@@ -134,14 +138,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &Request{Project: project, Auth: requestAuth(r), UserAgent: r.UserAgent(), Received: h.cfg.now()}
+	var held int64 // what this request's body holds of the budget in flight
+	defer func() { h.inFlight.Add(-held) }()
 	var herr *httpError
 	switch ep {
 	case endpointEnvelope:
-		herr = h.envelope(w, r, req)
+		herr = h.envelope(w, r, req, &held)
 	case endpointStore:
-		herr = h.store(w, r, req)
+		herr = h.store(w, r, req, &held)
 	case endpointOTLPTraces:
-		herr = h.otlpTraces(w, r, req)
+		herr = h.otlpTraces(w, r, req, &held)
 	}
 	if herr != nil {
 		h.fail(w, herr)
@@ -263,11 +269,11 @@ func (h *Handler) limited(d time.Duration, categories []string) *httpError {
 }
 
 // envelope handles POST /api/{project}/envelope/.
-func (h *Handler) envelope(w http.ResponseWriter, r *http.Request, req *Request) *httpError {
+func (h *Handler) envelope(w http.ResponseWriter, r *http.Request, req *Request, held *int64) *httpError {
 	if herr := h.busy(); herr != nil {
 		return herr
 	}
-	body, herr := readBody(w, r, h.cfg.limits.MaxEnvelopeSize)
+	body, herr := h.readBody(w, r, h.cfg.limits.MaxEnvelopeSize, held)
 	if herr != nil {
 		return herr
 	}
@@ -285,14 +291,14 @@ func (h *Handler) envelope(w http.ResponseWriter, r *http.Request, req *Request)
 }
 
 // store handles the legacy POST /api/{project}/store/: one event as JSON.
-func (h *Handler) store(w http.ResponseWriter, r *http.Request, req *Request) *httpError {
+func (h *Handler) store(w http.ResponseWriter, r *http.Request, req *Request, held *int64) *httpError {
 	if req.Auth.Key == "" {
 		return unauthorized()
 	}
 	if herr := h.busy(); herr != nil {
 		return herr
 	}
-	body, herr := readBody(w, r, h.cfg.limits.MaxEventSize)
+	body, herr := h.readBody(w, r, h.cfg.limits.MaxEventSize, held)
 	if herr != nil {
 		return herr
 	}
@@ -501,7 +507,7 @@ func (h *Handler) spans(items []envelope.Item) ([]Span, int) {
 }
 
 // otlpTraces handles POST /api/{project}/integration/otlp/v1/traces.
-func (h *Handler) otlpTraces(w http.ResponseWriter, r *http.Request, req *Request) *httpError {
+func (h *Handler) otlpTraces(w http.ResponseWriter, r *http.Request, req *Request, held *int64) *httpError {
 	if req.Auth.Key == "" {
 		return unauthorized()
 	}
@@ -514,7 +520,7 @@ func (h *Handler) otlpTraces(w http.ResponseWriter, r *http.Request, req *Reques
 	if d := h.up.RetryAfter(categories); d > 0 {
 		return h.limited(d, categories)
 	}
-	body, herr := readBody(w, r, h.cfg.limits.MaxEnvelopeSize)
+	body, herr := h.readBody(w, r, h.cfg.limits.MaxEnvelopeSize, held)
 	if herr != nil {
 		return herr
 	}

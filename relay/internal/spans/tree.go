@@ -106,7 +106,9 @@ func (t *Tree) Add(spans []ingest.Span, now time.Time) {
 }
 
 // Expect notes that an error was captured on span of trace id: the trace is
-// complete once that span, and those of its other errors, are known.
+// complete once that span, and those of its other errors, are known. Call
+// it once the error's window exists: when the trace is complete already,
+// complete is called at once.
 func (t *Tree) Expect(id trace.TraceID, span trace.SpanID, now time.Time) {
 	if !id.IsValid() || !span.IsValid() {
 		return
@@ -116,12 +118,14 @@ func (t *Tree) Expect(id trace.TraceID, span trace.SpanID, now time.Time) {
 	if tr.expected == nil {
 		tr.expected = make(map[trace.SpanID]bool, 2)
 	}
-	tr.expected[span] = true
-	t.bytes += 32
-	done := false
-	if !tr.done && t.isComplete(tr) {
-		tr.done, done = true, true
+	if !tr.expected[span] {
+		tr.expected[span] = true
+		t.bytes += 32
 	}
+	// A new error of a trace complete before opens a window of its own,
+	// which must be told too.
+	done := t.isComplete(tr)
+	tr.done = tr.done || done
 	t.evict(now)
 	t.mu.Unlock()
 	if done {

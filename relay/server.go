@@ -1,0 +1,72 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+
+	"github.com/tracedup/tracedup/relay/internal/ingest"
+	"github.com/tracedup/tracedup/relay/internal/upstream"
+)
+
+// Server is the whole relay over HTTP: the ingest stage that speaks
+// Sentry's protocol to SDKs, the Relay that deduplicates their error
+// events, and the forwarder to the upstream Sentry. Besides Sentry's
+// endpoints it answers GET /healthz and GET /status (its counters, as JSON).
+type Server struct {
+	relay  *Relay
+	up     *upstream.Client
+	ingest *ingest.Handler
+}
+
+// NewServer returns a Server that forwards to upstreamURL (scheme, host and
+// port of a Sentry, a self-hosted Sentry or another relay). The budget of
+// cfg.MaxBytes is shared: 3/4 for the deduplicator, 1/8 for span trees, and
+// 1/8 for what is in flight: the queue upstream and request bodies being
+// read, half each.
+func NewServer(upstreamURL *url.URL, cfg Config) *Server {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	up := upstream.New(upstreamURL, upstream.WithMaxQueuedBytes(cfg.MaxBytes/16))
+	r := New(up, cfg)
+	return &Server{relay: r, up: up, ingest: ingest.NewHandler(r, up, ingest.WithMaxInFlight(cfg.MaxBytes/16))}
+}
+
+// ServeHTTP serves SDKs, /healthz and /status.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/status" && r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+		return
+	}
+	s.ingest.ServeHTTP(w, r)
+}
+
+// ServerStats is what a Server counts.
+type ServerStats struct {
+	Relay    Stats          `json:"relay"`
+	Ingest   ingest.Stats   `json:"ingest"`
+	Upstream upstream.Stats `json:"upstream"`
+}
+
+// Stats returns the Server's counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{Relay: s.relay.Stats(), Ingest: s.ingest.Stats(), Upstream: s.up.Stats()}
+}
+
+// Flush decides every held trace and waits until what the relay holds was
+// sent upstream, or ctx ends.
+func (s *Server) Flush(ctx context.Context) bool {
+	return s.relay.Flush(ctx) && s.up.Flush(ctx)
+}
+
+// Shutdown decides every held trace, hands the reports upstream and sends
+// what is queued, within ctx; what is left when ctx ends is counted as
+// abandoned. Stop the HTTP server first, so that nothing more comes in.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.relay.Flush(ctx)
+	s.relay.Close()
+	return s.up.Close(ctx)
+}
