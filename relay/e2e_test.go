@@ -31,7 +31,6 @@ import (
 // with sentryotel's hook, sends them to the relay by its DSN, and exports
 // its OTel spans to the relay's OTLP endpoint, as sentry-go recommends.
 type shop struct {
-	relay    *httptest.Server
 	services map[string]*httptest.Server
 	clients  []*sentry.Client
 	tps      []*sdktrace.TracerProvider
