@@ -44,7 +44,10 @@ type tree struct {
 	nodes    map[trace.SpanID]*node
 	expected map[trace.SpanID]bool // spans errors were captured on
 	seen     time.Time
-	done     bool // complete was called
+	// doneFor is how many expected spans the trace had when complete was
+	// last called: an error that comes after it opens a window of its own,
+	// which must be told too.
+	doneFor int
 }
 
 type node struct {
@@ -93,8 +96,7 @@ func (t *Tree) Add(spans []ingest.Span, now time.Time) {
 		}
 	}
 	for i := range spans {
-		if tr := t.traces[spans[i].TraceID]; tr != nil && !tr.done && t.isComplete(tr) {
-			tr.done = true
+		if tr := t.traces[spans[i].TraceID]; tr != nil && t.newlyComplete(tr) {
 			completed = append(completed, spans[i].TraceID)
 		}
 	}
@@ -122,15 +124,22 @@ func (t *Tree) Expect(id trace.TraceID, span trace.SpanID, now time.Time) {
 		tr.expected[span] = true
 		t.bytes += 32
 	}
-	// A new error of a trace complete before opens a window of its own,
-	// which must be told too.
-	done := t.isComplete(tr)
-	tr.done = tr.done || done
+	done := t.newlyComplete(tr)
 	t.evict(now)
 	t.mu.Unlock()
 	if done {
 		t.complete(id)
 	}
+}
+
+// newlyComplete reports whether tr is complete with errors it was not
+// complete with before, and notes them. t.mu is held.
+func (t *Tree) newlyComplete(tr *tree) bool {
+	if len(tr.expected) <= tr.doneFor || !t.isComplete(tr) {
+		return false
+	}
+	tr.doneFor = len(tr.expected)
+	return true
 }
 
 // isComplete reports whether every expected span of tr is known and leads up
