@@ -38,6 +38,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -71,6 +73,10 @@ const (
 var errUnexpectedStatus = errors.New("unexpected status")
 
 func main() {
+	// The services get their propagator explicitly, so that three can
+	// share one process as they would be in three; the global one is set
+	// too, as a service's main would.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -91,6 +97,9 @@ type options struct {
 	protocol     protocol
 	workers      int
 	verbose      bool
+	// relay sends the tracedup column through a tracedup-relay in this
+	// process instead of a deduplicator in each service.
+	relay bool
 }
 
 // run is the whole program, so that a test can run it; it returns the exit
@@ -142,6 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	protocolFlag := flags.String("protocol", string(protocolHTTP), "how the services call each other: http, grpc (gateway, order and payment\nall over gRPC), or mixed (HTTP into the gateway, gRPC behind it)")
 	flags.IntVar(&o.workers, "workers", 8, "requests in flight at once")
 	flags.BoolVar(&o.verbose, "v", false, "also print each service's dedup stats and the issues")
+	flags.BoolVar(&o.relay, "relay", false, "the services run no deduplicator: they send their errors (by their DSN) and spans\n(by OTLP) to a tracedup-relay in this process, which forwards one event per incident")
 	if err := flags.Parse(args); err != nil {
 		return o, err
 	}
@@ -170,6 +180,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-window %s: want a positive duration", o.window)
 	case o.workers < 1:
 		return o, fmt.Errorf("-workers %d: want 1 or more", o.workers)
+	}
+	if o.relay {
+		if o.monolith || len(*noAck) > 0 || o.sendCascades || o.protocol != protocolHTTP {
+			return o, errors.New("-relay: the services run no deduplicator; -monolith, -no-ack, -send-cascades and -protocol do not apply")
+		}
+		for i, m := range o.modes {
+			if m == tracedup {
+				o.modes[i] = viaRelay
+			}
+		}
 	}
 	o.noAck = map[string]bool{}
 	for name := range strings.SplitSeq(*noAck, ",") {
@@ -208,6 +228,14 @@ func demo(ctx context.Context, o options, stderr io.Writer) ([]column, bool, err
 		project := fmt.Sprint(i + 1)
 		if fake != nil {
 			topo.dsn = fake.ProjectDSN(project)
+		}
+		if m == viaRelay {
+			r, err := startRelay(topo.dsn, o.window)
+			if err != nil {
+				return nil, false, err
+			}
+			defer r.stop()
+			topo.dsn, topo.otlp, topo.relay = r.dsn, r.otlp, r.server
 		}
 		var progress io.Writer
 		if o.requests >= 500 || o.verbose {
@@ -301,6 +329,10 @@ func simulate(ctx context.Context, topo topology, load []checkout, workers int, 
 		if r.dedup != nil {
 			res.stats[r.name] = r.dedup.Stats()
 		}
+	}
+	if topo.relay != nil {
+		res.order = append(res.order, "relay")
+		res.stats["relay"] = topo.relay.Stats().Relay.Dedup
 	}
 	return res, nil
 }

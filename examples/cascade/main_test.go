@@ -395,6 +395,23 @@ func TestRunPrintsTheTable(t *testing.T) {
 	assert.Empty(t, errOut, "no progress for a short run")
 }
 
+// TestRunThroughTheRelay: the services run no deduplicator and send their
+// errors and spans to a tracedup-relay, which forwards one event per failed
+// request, the root cause, annotated with the two cascades it stands for.
+func TestRunThroughTheRelay(t *testing.T) {
+	code, out, errOut := runCascade(t, "-relay", "-requests", "40", "-fail", "0.25", "-workers", "3")
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Equal(t, []string{"baseline", "relay"}, cells(t, out, ""))
+	assert.Equal(t, []string{"30", "10"}, cells(t, out, "events Sentry received"))
+	assert.Equal(t, []string{"3", "1"}, cells(t, out, "issues they would open"))
+	assert.Equal(t, []string{"10/10", "10/10"}, cells(t, out, "root causes named correctly"))
+	assert.Equal(t, []string{"-", "30/10/20"}, cells(t, out, "dedup received/emitted/suppressed"))
+
+	code, _, errOut = runCascade(t, "-relay", "-monolith")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "-relay")
+}
+
 // TestRunOverGRPC: the same table, the same result, with the services
 // calling each other over gRPC, or over gRPC behind an HTTP gateway.
 func TestRunOverGRPC(t *testing.T) {

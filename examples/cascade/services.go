@@ -9,12 +9,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/getsentry/sentry-go"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -23,6 +26,7 @@ import (
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/dedup/deduphttp"
+	"github.com/tracedup/tracedup/relay"
 	"github.com/tracedup/tracedup/sentryotel"
 )
 
@@ -111,6 +115,9 @@ const (
 	// tracedup: the hook, a dedup.Transport
 	// per client, and the cross-service protocol (Handler, RoundTripper).
 	tracedup mode = "tracedup"
+	// viaRelay: the hook alone in each service, which sends its errors and
+	// its spans to a tracedup-relay that deduplicates across services.
+	viaRelay mode = "relay"
 )
 
 // topology is what to deploy: how the services report, and the variations
@@ -137,6 +144,12 @@ type topology struct {
 	// it is made (name is the service, or "monolith"). Tests use it to sample
 	// out or drop a service's events.
 	clientOptions func(name string, opts *sentry.ClientOptions)
+	// otlp, when set, is where each service exports its spans (OTLP over
+	// HTTP, as sentry-go recommends sending OTel spans to Sentry); relay is
+	// the relay in this process that the DSN and otlp point at, flushed
+	// before the services count what arrived.
+	otlp  string
+	relay *relay.Server
 }
 
 // reporter is one Sentry client and what it did.
@@ -278,6 +291,16 @@ func (d *deployment) start(name string, r *reporter, downstream *service) (*serv
 			sdktrace.WithSpanProcessor(sentryotel.NewSpanProcessor()),
 			sdktrace.WithResource(resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(name))),
 		),
+	}
+	if d.topo.otlp != "" {
+		exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(d.topo.otlp),
+			otlptracehttp.WithHeaders(map[string]string{"X-Sentry-Auth": "Sentry sentry_key=" + dsnKey(d.topo.dsn) + ", sentry_version=7"}))
+		if err != nil {
+			return nil, fmt.Errorf("%s: OTLP exporter: %w", name, err)
+		}
+		// Spans go as they end: the relay decides a trace once its spans
+		// have come.
+		s.tp.RegisterSpanProcessor(sdktrace.NewSimpleSpanProcessor(exp))
 	}
 	// Track the service before anything can fail, so shutdown stops it.
 	d.services = append(d.services, s)
@@ -453,6 +476,9 @@ func (d *deployment) flush(ctx context.Context) bool {
 			ok = false
 		}
 	}
+	if d.topo.relay != nil && !d.topo.relay.Flush(ctx) {
+		ok = false // what the relay holds, decided and forwarded
+	}
 	return ok
 }
 
@@ -485,4 +511,62 @@ func (d *deployment) shutdown(ctx context.Context) {
 		r.client.Close() // closes the dedup transport, then the HTTP one
 	}
 	d.sentryNet.CloseIdleConnections()
+}
+
+// relayed is a tracedup-relay serving on loopback in this process.
+type relayed struct {
+	server    *relay.Server
+	http      *http.Server
+	served    chan struct{}
+	dsn, otlp string
+}
+
+// startRelay starts a relay that forwards to the Sentry of dsn, and returns
+// it with the DSN and OTLP endpoint that point the services at it: the same
+// key and project, another host.
+func startRelay(dsn string, window time.Duration) (*relayed, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	project := strings.Trim(u.Path, "/")
+	upstream := &url.URL{Scheme: u.Scheme, Host: u.Host}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	r := &relayed{
+		server: relay.NewServer(upstream, relay.Config{Window: window, Grace: window / 2,
+			CascadeTypes: []string{"ServiceCallFailed", "DownstreamError"}}),
+		served: make(chan struct{}),
+	}
+	r.http = &http.Server{Handler: r.server, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(r.served)
+		_ = r.http.Serve(ln)
+	}()
+	at := *u
+	at.Host = ln.Addr().String()
+	at.Scheme = "http"
+	r.dsn = at.String()
+	r.otlp = "http://" + ln.Addr().String() + "/api/" + project + "/integration/otlp/v1/traces"
+	return r, nil
+}
+
+// stop shuts the relay down, forwarding what it holds.
+func (r *relayed) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	_ = r.http.Shutdown(ctx)
+	<-r.served
+	_ = r.server.Shutdown(ctx)
+}
+
+// dsnKey returns the public key of dsn.
+func dsnKey(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	return u.User.Username()
 }
