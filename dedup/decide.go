@@ -172,8 +172,15 @@ func (t *Transport) explainLate(s *shard, d decision, late []rootcause.Error, se
 
 // annotate writes on an incident's root cause what it stands for.
 func (t *Transport) annotate(root *sentry.Event, errs []rootcause.Error, inc rootcause.Incident, incidents int) {
-	n := len(inc.Members) - 1
-	listed := make([]map[string]string, 0, min(n, t.cfg.maxListed))
+	// A member that is itself a report (a relay sees services that run a
+	// deduplicator) stands for its own: counted, not counted twice.
+	n := errs[inc.Root].Stands
+	for _, i := range inc.Members {
+		if i != inc.Root {
+			n += 1 + errs[i].Stands
+		}
+	}
+	listed := make([]map[string]string, 0, min(len(inc.Members)-1, t.cfg.maxListed))
 	for _, i := range inc.Members {
 		if i == inc.Root {
 			continue

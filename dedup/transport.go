@@ -13,13 +13,14 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tracedup/tracedup/internal/keys"
 	"github.com/tracedup/tracedup/rootcause"
 )
 
 const (
 	// TagSuppressed is set on an emitted root cause to how many events it
 	// stands for.
-	TagSuppressed = "dedup.suppressed"
+	TagSuppressed = keys.TagSuppressed
 	// ContextKey names the context on an emitted root cause that lists what
 	// it stands for: {"suppressed": n, "events": [{"event_id", "service",
 	// "exception_type", "message", "span_id"}...], "trace_id", "strategy",

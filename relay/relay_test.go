@@ -167,3 +167,36 @@ func TestRelayForwardsWhatItCannotRead(t *testing.T) {
 		assert.Len(t, up.envs, 4)
 	})
 }
+
+// A service that runs a deduplicator sends the relay its reports, each
+// standing for some events already: the relay's report counts them once,
+// with its own. Payment's report stands for one repeat; order's error is a
+// cascade of it: the report that goes upstream stands for two.
+func TestRelayCountsReportsOfServicesThatDeduplicate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := &forwarded{}
+		r := New(up, Config{})
+		defer r.Close()
+		req := &ingest.Request{Project: "1", Auth: ingest.Auth{Key: "public"}}
+		now := time.Now()
+		var report map[string]any
+		require.NoError(t, json.Unmarshal(sdkEvent("cc000000000000000000000000000001", "payment", "PaymentDeclined", "00000000000000c3", "00000000000000f1", now), &report))
+		report["tags"] = map[string]string{dedup.TagSuppressed: "1"}
+		raw, err := json.Marshal(report)
+		require.NoError(t, err)
+		require.NoError(t, r.Event(req, envelope.Item{Type: "event", Payload: raw}))
+		require.NoError(t, r.Event(req, envelope.Item{Type: "event", Payload: sdkEvent("cc000000000000000000000000000002", "order", "CallFailed", "00000000000000b1", "", now)}))
+		tid, err := trace.TraceIDFromHex(traceHex)
+		require.NoError(t, err)
+		r.Spans(req, []ingest.Span{
+			{TraceID: tid, SpanID: sid(t, "00000000000000c3"), Parent: sid(t, "00000000000000f1"), Start: now, End: now},
+			{TraceID: tid, SpanID: sid(t, "00000000000000f1"), Parent: sid(t, "00000000000000e2"), Start: now, End: now, Segment: true},
+			{TraceID: tid, SpanID: sid(t, "00000000000000e2"), Parent: sid(t, "00000000000000b1"), Start: now, End: now},
+			{TraceID: tid, SpanID: sid(t, "00000000000000b1"), Start: now, End: now, Segment: true},
+		})
+		require.True(t, r.Flush(context.Background()))
+		got := up.events(t)
+		require.Len(t, got, 1)
+		assert.Equal(t, "2", got[0]["tags"].(map[string]any)[dedup.TagSuppressed], "its repeat and order's cascade")
+	})
+}

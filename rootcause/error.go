@@ -1,6 +1,7 @@
 package rootcause
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,10 @@ type Error struct {
 	Message string
 	// Timestamp is when the event was captured, by the capturing host's clock.
 	Timestamp time.Time
+	// Stands is how many other events this one already stands for: a
+	// report that a deduplicator sent (its dedup.suppressed tag), seen
+	// again by another (a relay). Zero for an event as captured.
+	Stands int
 }
 
 // Values of Error.LastChild that name no span: the span is known to have
@@ -87,6 +92,9 @@ func FromEvent(event *sentry.Event) Error {
 		if ctxSpan == "" || ctxSpan == e.SpanID {
 			e.ParentSpanID = contextString(tc[keys.ParentSpanIDKey])
 		}
+	}
+	if n, err := strconv.Atoi(event.Tags[keys.TagSuppressed]); err == nil && n > 0 {
+		e.Stands = n
 	}
 	if tc := event.Contexts[keys.ContextTracedup]; tc != nil {
 		if a, _ := tc[keys.AncestorsKey].(string); a != "" {

@@ -30,6 +30,10 @@ const (
 	LastChildKey    = "last_child"
 	SpanEnded       = "ended"
 
+	// TagSuppressed is the tag a deduplicator sets on a report: how many
+	// events it stands for (dedup.TagSuppressed).
+	TagSuppressed = "dedup.suppressed"
+
 	// SentryTraceTag is the tag Sentry itself indexes the trace id under.
 	SentryTraceTag = "trace"
 )
