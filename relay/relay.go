@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/getsentry/sentry-go"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracedup/tracedup/dedup"
@@ -49,6 +50,9 @@ type Config struct {
 	CascadeTypes []string
 	// Options are more options for the deduplicator, applied last.
 	Options []dedup.Option
+	// MeterProvider is where the relay's metrics go: the global provider
+	// when nil.
+	MeterProvider metric.MeterProvider
 }
 
 // Forwarder sends envelopes upstream, never blocking: it reports false when
@@ -91,6 +95,7 @@ func New(up Forwarder, cfg Config) *Relay {
 		dedup.WithRequestGrace(cfg.Grace),
 		dedup.WithSpanSource(r.tree),
 		dedup.WithCascadeTypes(cfg.CascadeTypes...),
+		dedup.WithMeterProvider(cfg.MeterProvider),
 	}
 	r.dedup = dedup.NewTransport(upstreamTransport{r}, append(options, cfg.Options...)...)
 	return r

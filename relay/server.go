@@ -2,7 +2,10 @@ package relay
 
 import (
 	"context"
+
 	"encoding/json"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"net/http"
 	"net/url"
 
@@ -15,23 +18,32 @@ import (
 // events, and the forwarder to the upstream Sentry. Besides Sentry's
 // endpoints it answers GET /healthz and GET /status (its counters, as JSON).
 type Server struct {
-	relay  *Relay
-	up     *upstream.Client
-	ingest *ingest.Handler
+	relay   *Relay
+	up      *upstream.Client
+	ingest  *ingest.Handler
+	metrics metric.Registration
 }
 
 // NewServer returns a Server that forwards to upstreamURL (scheme, host and
 // port of a Sentry, a self-hosted Sentry or another relay). The budget of
 // cfg.MaxBytes is shared: 3/4 for the deduplicator, 1/8 for span trees, and
 // 1/8 for what is in flight: the queue upstream and request bodies being
-// read, half each.
+// read, half each. Its counters are OTel metrics (tracedup.relay.* and the
+// deduplicator's tracedup.dedup.*) on cfg.MeterProvider, the global one by
+// default.
 func NewServer(upstreamURL *url.URL, cfg Config) *Server {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
 	up := upstream.New(upstreamURL, upstream.WithMaxQueuedBytes(cfg.MaxBytes/16))
 	r := New(up, cfg)
-	return &Server{relay: r, up: up, ingest: ingest.NewHandler(r, up, ingest.WithMaxInFlight(cfg.MaxBytes/16))}
+	s := &Server{relay: r, up: up, ingest: ingest.NewHandler(r, up, ingest.WithMaxInFlight(cfg.MaxBytes/16))}
+	mp := cfg.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	s.metrics = registerMetrics(s, mp)
+	return s
 }
 
 // ServeHTTP serves SDKs, /healthz and /status.
@@ -68,5 +80,8 @@ func (s *Server) Flush(ctx context.Context) bool {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.relay.Flush(ctx)
 	s.relay.Close()
+	if s.metrics != nil {
+		_ = s.metrics.Unregister()
+	}
 	return s.up.Close(ctx)
 }

@@ -30,6 +30,9 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/relay"
 )
@@ -49,6 +52,7 @@ func run(args []string, stderr io.Writer, stop <-chan os.Signal) int {
 	budget := fs.String("budget", "512MiB", "the memory budget of everything the relay holds (events, span trees, queues), e.g. 256MiB, 1GiB")
 	window := fs.Duration("window", relay.DefaultWindow, "the longest a trace's errors are held for a decision")
 	grace := fs.Duration("grace", relay.DefaultGrace, "how long after a trace's spans arrived it is decided")
+	metricsURL := fs.String("otlp-metrics", "", "send the relay's metrics (tracedup.relay.*, tracedup.dedup.*) by OTLP/HTTP to this URL every minute,\ne.g. http://collector:4318/v1/metrics; they are on GET /status either way")
 	cascade := fs.String("cascade-types", "", "comma-separated exception types your services wrap a failed call in; only errors of those types then follow from another service's failure")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: tracedup-relay -upstream URL [-listen ADDR] [flags]\n\n"+
@@ -84,13 +88,31 @@ func run(args []string, stderr io.Writer, stop <-chan os.Signal) int {
 		}
 	}
 
+	var mp *sdkmetric.MeterProvider
+	if *metricsURL != "" {
+		exp, err := otlpmetrichttp.New(context.Background(), otlpmetrichttp.WithEndpointURL(*metricsURL))
+		if err != nil {
+			fmt.Fprintf(stderr, "tracedup-relay: -otlp-metrics %q: %v\n", *metricsURL, err)
+			return 2
+		}
+		mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), *shutdown)
+			defer cancel()
+			_ = mp.Shutdown(ctx) // sends the last values
+		}()
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "tracedup-relay: %v\n", err)
 		return 1
 	}
-	server := relay.NewServer(up, relay.Config{MaxBytes: maxBytes, Window: *window, Grace: *grace, CascadeTypes: types,
-		Options: []dedup.Option{dedup.WithCloseTimeout(*shutdown)}})
+	cfg := relay.Config{MaxBytes: maxBytes, Window: *window, Grace: *grace, CascadeTypes: types,
+		Options: []dedup.Option{dedup.WithCloseTimeout(*shutdown)}}
+	if mp != nil {
+		cfg.MeterProvider = mp
+	}
+	server := relay.NewServer(up, cfg)
 	hs := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
