@@ -11,8 +11,14 @@ const Sentry = require('@sentry/node');
 Sentry.init({
   dsn: process.env.SENTRY_DSN,
   serverName: 'payment',
-  release: 'payment@1.0.0',
+  // The tag the relay names a service by, as tracedup's Go hook stamps it.
+  initialScope: { tags: { 'service.name': 'payment' } },
   tracesSampleRate: 1,
+  // The SDK's Dedupe integration drops an error identical to the one
+  // before it, so that after the first failed request order's error would
+  // be the deepest one the relay sees; the test wants one Node error for
+  // each failed request, as a service with varied errors sends.
+  integrations: (defaults) => defaults.filter((i) => i.name !== 'Dedupe'),
 });
 
 const http = require('node:http');
