@@ -31,23 +31,35 @@ import (
 // with sentryotel's hook, sends them to the relay by its DSN, and exports
 // its OTel spans to the relay's OTLP endpoint, as sentry-go recommends.
 type shop struct {
-	services map[string]*httptest.Server
-	clients  []*sentry.Client
-	tps      []*sdktrace.TracerProvider
+	urls    map[string]string // each service's URL, by name
+	clients []*sentry.Client
+	tps     []*sdktrace.TracerProvider
+}
+
+// shopOptions vary a shop.
+type shopOptions struct {
+	// external are services run outside the shop (another language), by
+	// name: the shop's callers call them at these URLs, and start no Go
+	// service of that name.
+	external map[string]string
+	// propagator is what the Go services inject into their calls and
+	// extract from their requests (W3C trace context by default).
+	propagator propagation.TextMapPropagator
+	// recorder, when set, records every span the Go services end.
+	recorder sdktrace.SpanProcessor
 }
 
 var w3c = propagation.TraceContext{}
 
-func startShop(t *testing.T, relayURL string) *shop {
+func startShop(t *testing.T, relayURL string, opts shopOptions) *shop {
 	t.Helper()
-	s := &shop{services: map[string]*httptest.Server{}}
-	dsn := func() string {
-		u, err := url.Parse(relayURL)
-		require.NoError(t, err)
-		return fmt.Sprintf("http://%s@%s/%s", fakesentry.DefaultPublicKey, u.Host, fakesentry.DefaultProject)
-	}()
+	if opts.propagator == nil {
+		opts.propagator = w3c
+	}
+	s := &shop{urls: map[string]string{}}
+	dsn := relayDSN(t, relayURL)
 	call := func(ctx context.Context, hc *http.Client, to string) int {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.services[to].URL, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.urls[to], nil)
 		resp, err := hc.Do(req)
 		if err != nil {
 			return http.StatusBadGateway
@@ -56,16 +68,25 @@ func startShop(t *testing.T, relayURL string) *shop {
 		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
+	var servers []*httptest.Server
 	for _, name := range []string{"payment", "order", "gateway"} { // callees first
+		if u, ok := opts.external[name]; ok {
+			s.urls[name] = u
+			continue
+		}
 		exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(relayURL+"/api/1/integration/otlp/v1/traces"),
 			otlptracehttp.WithHeaders(map[string]string{"X-Sentry-Auth": "Sentry sentry_key=" + fakesentry.DefaultPublicKey + ", sentry_version=7"}))
 		require.NoError(t, err)
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
-			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name))))
+		tpOptions := []sdktrace.TracerProviderOption{sdktrace.WithSyncer(exp),
+			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name)))}
+		if opts.recorder != nil {
+			tpOptions = append(tpOptions, sdktrace.WithSpanProcessor(opts.recorder))
+		}
+		tp := sdktrace.NewTracerProvider(tpOptions...)
 		client, err := sentry.NewClient(sentryotel.WrapOptions(sentry.ClientOptions{Dsn: dsn, ServerName: name}))
 		require.NoError(t, err)
 		s.clients, s.tps = append(s.clients, client), append(s.tps, tp)
-		hc := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(w3c))}
+		hc := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(opts.propagator))}
 		var next string
 		switch name {
 		case "order":
@@ -86,10 +107,12 @@ func startShop(t *testing.T, relayURL string) *shop {
 				w.WriteHeader(http.StatusBadGateway)
 			}
 		})
-		s.services[name] = httptest.NewServer(otelhttp.NewHandler(h, name, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(w3c)))
+		srv := httptest.NewServer(otelhttp.NewHandler(h, name, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(opts.propagator)))
+		servers = append(servers, srv)
+		s.urls[name] = srv.URL
 	}
 	t.Cleanup(func() {
-		for _, srv := range s.services {
+		for _, srv := range servers {
 			srv.Close()
 		}
 		for _, c := range s.clients {
@@ -102,6 +125,15 @@ func startShop(t *testing.T, relayURL string) *shop {
 	return s
 }
 
+// relayDSN returns the DSN of the fake Sentry's project with the relay's
+// host: what an SDK is given to send to the relay.
+func relayDSN(t *testing.T, relayURL string) string {
+	t.Helper()
+	u, err := url.Parse(relayURL)
+	require.NoError(t, err)
+	return fmt.Sprintf("http://%s@%s/%s", fakesentry.DefaultPublicKey, u.Host, fakesentry.DefaultProject)
+}
+
 // request sends one failing checkout into the gateway under a trace of the
 // test's own, as a load balancer would.
 func (s *shop) request(t *testing.T) {
@@ -111,7 +143,7 @@ func (s *shop) request(t *testing.T) {
 	ctx, span := tp.Tracer("client").Start(context.Background(), "checkout")
 	defer span.End()
 	hc := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(w3c))}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.services["gateway"].URL, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.urls["gateway"], nil)
 	resp, err := hc.Do(req)
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -135,7 +167,7 @@ func TestRelayCollapsesServicesThatRunNoTracedup(t *testing.T) {
 	defer rs.Close()
 	defer func() { _ = srv.Shutdown(context.Background()) }()
 
-	s := startShop(t, rs.URL)
+	s := startShop(t, rs.URL, shopOptions{})
 	const requests = 10
 	for range requests {
 		s.request(t)

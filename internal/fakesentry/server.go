@@ -507,7 +507,7 @@ func bodyError(what string, err error, limit int64) *httpError {
 }
 
 // decode decodes an envelope body sent to project. Every event item must
-// decode into a sentry.Event and every transaction item must be a JSON
+// decode into a sentry.Event (in any shape Sentry accepts, see decodeEvent) and every transaction item must be a JSON
 // object; otherwise the whole envelope is refused, so a test never sees half
 // an envelope.
 func decode(project string, body []byte, now time.Time) (accepted, error) {
@@ -522,8 +522,8 @@ func decode(project string, body []byte, now time.Time) (accepted, error) {
 		switch item.Type {
 		case "event":
 			raw := json.RawMessage(bytes.Clone(item.Payload))
-			ev := new(sentry.Event)
-			if err := decodeObject(raw, ev); err != nil {
+			ev, err := decodeEvent(raw)
+			if err != nil {
 				return accepted{}, fmt.Errorf("item %d: event: %w", i, err)
 			}
 			if a.id == "" {

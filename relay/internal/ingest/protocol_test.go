@@ -300,6 +300,35 @@ func TestSpanItems(t *testing.T) {
 	assert.Equal(t, body, got[0].Body)
 }
 
+// A span item as @sentry/node 11.12.0 streams it (attributes trimmed): the
+// server span of a request continued from a caller's sentry-trace header, a
+// segment whose parent is the caller's span, with attributes of every type.
+func TestSpanItemOfSentryNode(t *testing.T) {
+	body := []byte(`{"sent_at":"2026-12-06T22:17:35.092Z","sdk":{"name":"sentry.javascript.node","version":"11.12.0"}}` + "\n" +
+		`{"type":"span","item_count":1,"content_type":"application/vnd.sentry.items.span.v2+json"}` + "\n" +
+		`{"version":2,"items":[{"name":"POST","span_id":"9bb983b2ae6c1277","trace_id":"` + traceHex + `","parent_span_id":"89abcdef01234567",` +
+		`"start_timestamp":1796595454.5733683,"end_timestamp":1796595454.589179,"is_segment":true,"status":"error","attributes":{` +
+		`"sentry.op":{"value":"http.server","type":"string"},"sentry.kind":{"value":"server","type":"string"},` +
+		`"http.request.header.sentry-trace":{"value":["` + traceHex + `-89abcdef01234567-1"],"type":"array"},` +
+		`"http.response.status_code":{"value":402,"type":"integer"},"sentry.is_localhost":{"value":true,"type":"boolean"},` +
+		`"sentry.segment.id":{"value":"9bb983b2ae6c1277","type":"string"},"sentry.sdk.name":{"value":"sentry.javascript.node","type":"string"}}}]}` + "\n")
+	up := newStandIn(t, nil)
+	r := newRelay(t, up.URL, nil)
+	resp := r.post(t, "/api/1/envelope/?sentry_version=7&sentry_key="+testKey+"&sentry_client=sentry.javascript.node%2F11.12.0", body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, bodyOf(resp))
+	r.Flush(t)
+
+	tid, _ := trace.TraceIDFromHex(traceHex)
+	sid := func(s string) trace.SpanID { id, _ := trace.SpanIDFromHex(s); return id }
+	spans := r.sink.AllSpans()
+	require.Len(t, spans, 1)
+	assert.Equal(t, ingest.Span{TraceID: tid, SpanID: sid("9bb983b2ae6c1277"), Parent: sid("89abcdef01234567"), Segment: true,
+		Service: "sentry.javascript.node", Start: time.UnixMicro(1796595454573368).UTC(), End: time.UnixMicro(1796595454589179).UTC()}, spans[0])
+	got := up.Got()
+	require.Len(t, got, 1)
+	assert.Equal(t, body, got[0].Body)
+}
+
 func unixMilli(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 // OTLP traces, protobuf and JSON: each span is learnt with its resource's
