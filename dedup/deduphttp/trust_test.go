@@ -14,8 +14,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tracedup/tracedup/dedup"
-	"github.com/tracedup/tracedup/internal/scenario"
 	"github.com/tracedup/tracedup/dedup/deduphttp"
+	"github.com/tracedup/tracedup/internal/scenario"
 )
 
 // The trust of the acknowledgement, end to end: real services on loopback,
