@@ -3,8 +3,12 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +34,15 @@ type relayWiring struct {
 	upstream *fakesentry.Server
 	srv      *relay.Server
 	url      string
+	// captured counts the events the services' clients send; delivered
+	// the envelopes the relay has answered. sentry-go's Client.Flush can
+	// return while its scheduler holds an event it took from its buffer
+	// and has not yet handed to the transport, so Sent waits for the
+	// relay to have answered as many envelopes as were captured.
+	captured  atomic.Int64
+	mu        sync.Mutex
+	delivered int64
+	arrived   chan struct{} // closed and replaced on each delivery
 }
 
 // newRelayWiring starts a fake Sentry and a relay in front of it, with
@@ -43,14 +56,43 @@ func newRelayWiring(t testing.TB, options ...dedup.Option) scenario.Wiring {
 	u, err := url.Parse(upstream.URL())
 	require.NoError(t, err)
 	srv := relay.NewServer(u, relay.Config{Window: time.Hour, Grace: time.Hour, Options: options})
-	rs := httptest.NewServer(srv)
+	w := &relayWiring{upstream: upstream, srv: srv, arrived: make(chan struct{})}
+	rs := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(rw, r)
+		if strings.HasSuffix(r.URL.Path, "/envelope/") {
+			w.mu.Lock()
+			w.delivered++
+			close(w.arrived)
+			w.arrived = make(chan struct{})
+			w.mu.Unlock()
+		}
+	}))
+	w.url = rs.URL
 	// Cleanups run last first: the services, started later, stop (and
 	// flush to the relay) before it does.
 	t.Cleanup(func() {
 		rs.Close()
 		_ = srv.Shutdown(context.Background())
 	})
-	return &relayWiring{upstream: upstream, srv: srv, url: rs.URL}
+	return w
+}
+
+// waitDelivered waits until the relay has answered as many envelopes as
+// the services captured events.
+func (w *relayWiring) waitDelivered(ctx context.Context) error {
+	for {
+		w.mu.Lock()
+		done, arrived := w.delivered >= w.captured.Load(), w.arrived
+		w.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (*relayWiring) Name() string { return "relay" }
@@ -71,6 +113,10 @@ func (w *relayWiring) Service(t testing.TB, s *scenario.Service, cfg scenario.Se
 		Client: sentry.ClientOptions{
 			Dsn:        fmt.Sprintf("http://%s@%s/%s", fakesentry.DefaultPublicKey, u.Host, fakesentry.DefaultProject),
 			ServerName: s.Name,
+			BeforeSend: func(ev *sentry.Event, _ *sentry.EventHint) *sentry.Event {
+				w.captured.Add(1)
+				return ev
+			},
 		},
 	}
 }
@@ -78,6 +124,7 @@ func (w *relayWiring) Service(t testing.TB, s *scenario.Service, cfg scenario.Se
 func (w *relayWiring) Sent(t testing.TB, _ []*scenario.Service) (got []string, captured int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	require.NoError(t, w.waitDelivered(ctx), "relay: %d events captured: %+v", w.captured.Load(), w.srv.Stats())
 	require.True(t, w.srv.Flush(ctx), "relay: flush: %+v", w.srv.Stats())
 	evs := w.upstream.Events()
 	st := w.srv.Stats()
