@@ -26,8 +26,10 @@ import (
 
 // relayWiring is the scenarios' wiring through a relay: the services run no
 // deduplicator; each sends its errors to the relay by its DSN (sentryotel's
-// hook stamps them with the trace context, as any SDK's tracing does) and
-// exports its spans to the relay's OTLP endpoint as they end. The relay
+// hook stamps them with the trace context, as any SDK's tracing does; with
+// no span processor they carry no ancestors nor last child, so the relay
+// learns every link from the spans) and exports its spans to the relay's
+// OTLP endpoint as they end. The relay
 // forwards to a fake Sentry. A service without tracedup is the same: it
 // sends to the relay too, which is the point.
 type relayWiring struct {
