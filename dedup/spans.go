@@ -38,6 +38,11 @@ type SpanLinks struct {
 	// past the failure: see rootcause.Split).
 	LastChild      trace.SpanID
 	LastChildKnown bool
+	// Ended says that the span itself had ended when the error was
+	// captured (a background goroutine captured on it after its request):
+	// its work was over, and what its children did explains nothing
+	// captured then (rootcause.SpanEnded).
+	Ended bool
 }
 
 // WithSpanSource sets where the Transport learns span links that the events
@@ -93,7 +98,11 @@ func (t *Transport) enrich(id trace.TraceID, errs []rootcause.Error) {
 				e.ParentSpanID = e.Ancestors[0]
 			}
 		}
-		if e.LastChild == "" && links.LastChildKnown {
+		switch {
+		case e.LastChild != "":
+		case links.Ended:
+			e.LastChild = rootcause.SpanEnded
+		case links.LastChildKnown:
 			e.LastChild = rootcause.NoChild
 			if links.LastChild.IsValid() {
 				e.LastChild = links.LastChild.String()

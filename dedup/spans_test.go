@@ -19,6 +19,10 @@ import (
 type spanTree struct {
 	mu      sync.Mutex
 	parents map[trace.SpanID]trace.SpanID
+	// last and ended are what a span's errors were captured after: its
+	// child that started last, or its own end.
+	last  map[trace.SpanID]trace.SpanID
+	ended map[trace.SpanID]bool
 }
 
 func (s *spanTree) add(t *testing.T, span, parent string) {
@@ -42,7 +46,8 @@ func (s *spanTree) Enclosing(_ trace.TraceID, span trace.SpanID, _ time.Time) (d
 	for p, ok := s.parents[span]; ok && len(chain) < 32; p, ok = s.parents[p] {
 		chain = append(chain, p)
 	}
-	return dedup.SpanLinks{Ancestors: chain}, len(chain) > 0
+	last, known := s.last[span]
+	return dedup.SpanLinks{Ancestors: chain, LastChild: last, LastChildKnown: known, Ended: s.ended[span]}, len(chain) > 0
 }
 
 // Events of three services carry only their own span and its parent: the
@@ -88,6 +93,48 @@ func TestSpanSourceLinksServices(t *testing.T) {
 				require.Len(t, inner.Events(), 1)
 				assert.Equal(t, "*main.PaymentDeclined", inner.Events()[0].Exception[0].Type)
 				assert.Equal(t, "2", inner.Events()[0].Tags[dedup.TagSuppressed])
+			})
+		})
+	}
+}
+
+// Errors of one service that carry their span and parent alone: the handler
+// b2's own error, captured after its first step c1 failed, follows from
+// c1's error unless the source knows better at the decision: that b2 had
+// started another step since (a retry that succeeded), or had ended (a
+// background goroutine's error). The handler's error is then a root of its
+// own, and its body must still be there to be sent. Before, it was let go
+// on arrival as a symptom, and only c1's error was sent.
+func TestSpanSourceKnowsTheSpanCarriedOn(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		know func(s *spanTree, b2, c2 trace.SpanID)
+		want int
+	}{
+		{"nothing more", func(*spanTree, trace.SpanID, trace.SpanID) {}, 1},
+		{"a later child", func(s *spanTree, b2, c2 trace.SpanID) { s.last = map[trace.SpanID]trace.SpanID{b2: c2} }, 2},
+		{"the span ended", func(s *spanTree, b2, _ trace.SpanID) { s.ended = map[trace.SpanID]bool{b2: true} }, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tree := &spanTree{}
+				inner := sentrytest.NewTransport()
+				tr := dedup.NewTransport(inner, dedup.WithSpanSource(tree))
+				defer tr.Close()
+				tr.SendEvent(errEvent(traceA, "00000000000000c1", "00000000000000b2", "order", "*main.StockError"))
+				tr.SendEvent(errEvent(traceA, "00000000000000b2", "00000000000000f0", "order", "*main.PriceError"))
+				tree.add(t, "00000000000000c1", "00000000000000b2")
+				tree.add(t, "00000000000000c2", "00000000000000b2")
+				tree.add(t, "00000000000000b2", "00000000000000f0")
+				b2, _ := trace.SpanIDFromHex("00000000000000b2")
+				c2, _ := trace.SpanIDFromHex("00000000000000c2")
+				tree.mu.Lock()
+				tt.know(tree, b2, c2)
+				tree.mu.Unlock()
+				require.True(t, tr.Flush(time.Second))
+				st := tr.Stats()
+				assert.Len(t, inner.Events(), tt.want, "%+v", st)
+				assert.Equal(t, st.Received, st.Emitted+st.Suppressed+st.Pending, "%+v", st)
 			})
 		})
 	}

@@ -254,9 +254,13 @@ func (t *Transport) queueLate(s *shard, id trace.TraceID, e *rootcause.Error, si
 // follows returns the index of an error of w that e is known to follow
 // from (rootcause.Follows, and WithCascadeTypes across services) or, with
 // the built-in split, to repeat, or -1. That error may itself follow from
-// another: followed leads to one with its body. s.mu is held.
+// another: followed leads to one with its body. With a SpanSource, an error
+// that does not carry its span's last child is not known to follow yet: the
+// source may know, when the trace is decided, that its span carried on past
+// the failure or had ended, and the error is then its own root, which needs
+// its body. s.mu is held.
 func (t *Transport) follows(w *window, e *rootcause.Error) int32 {
-	if e.SpanID != "" {
+	if e.SpanID != "" && (e.LastChild != "" || t.cfg.spans == nil) {
 		if k := spanBit(e.SpanID); w.chained[k/64]&(1<<(k%64)) != 0 {
 			for i := range w.errs {
 				if t.cfg.rule.Follows(e, &w.errs[i]) {

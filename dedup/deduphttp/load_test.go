@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tracedup/tracedup/dedup"
+	"github.com/tracedup/tracedup/internal/scenario"
 	"github.com/tracedup/tracedup/internal/sentrytest"
 	"github.com/tracedup/tracedup/sentryotel"
 )
@@ -64,16 +65,16 @@ func (s *stalled) Flush(d time.Duration) bool {
 
 // stalledPayment starts order calling payment, whose Sentry is stalled as
 // blockSend and hangFlush say; payment's handler declines every charge.
-func stalledPayment(t *testing.T, sys system, blockSend, hangFlush bool, options ...dedup.Option) (pay, order *service, stall *stalled) {
+func stalledPayment(t *testing.T, sys *scenario.System, blockSend, hangFlush bool, options ...dedup.Option) (pay, order *scenario.Service, stall *stalled) {
 	t.Helper()
-	pay = newServiceTo(t, sys, "payment", func(r *sentrytest.Transport) sentry.Transport {
+	pay = sys.Start(t, "payment", true, scenario.WithSentry(func(r *sentrytest.Transport) sentry.Transport {
 		stall = newStalled(blockSend, hangFlush)(r)
 		return stall
-	}, true, options...)
+	}), scenario.WithDedup(options...))
 	t.Cleanup(func() { close(stall.release) }) // runs before the services' cleanups
-	order = newService(t, sys, "order", true)
-	pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
-	order.mux.Handle("POST /orders", order.forward(pay, "/charge"))
+	order = sys.Start(t, "order", true)
+	pay.Mux.Handle("POST /charge", scenario.Fail(&scenario.PaymentDeclined{}, http.StatusPaymentRequired))
+	order.Mux.Handle("POST /orders", order.Forward(pay, "/charge"))
 	return pay, order, stall
 }
 
@@ -98,32 +99,32 @@ func unrelated(i int) *sentry.Event {
 // Sentry as order's own error. Before, payment acknowledged all 200 and no
 // incident reached either Sentry.
 func TestSaturatedCalleeDoesNotAcknowledge(t *testing.T) {
-	sys := system{}
+	sys := newSystem()
 	pay, order, _ := stalledPayment(t, sys, true, false)
 
 	for i := range 20_000 {
-		pay.dedup.SendEvent(unrelated(i))
+		pay.Dedup.SendEvent(unrelated(i))
 	}
 	// The deduplicator's own goroutines decide what the flood becomes; what
 	// matters is that it sees its queue fill before the calls come.
-	require.Eventually(t, func() bool { s := pay.dedup.Stats(); return s.QueueFull+s.Overflow > 0 },
-		10*time.Second, time.Millisecond, "payment's queue fills: %+v", pay.dedup.Stats())
+	require.Eventually(t, func() bool { s := pay.Dedup.Stats(); return s.QueueFull+s.Overflow > 0 },
+		10*time.Second, time.Millisecond, "payment's queue fills: %+v", pay.Dedup.Stats())
 
 	const calls = 200
 	for range calls {
-		sys.request(t, "order", "/orders")
+		sys.Request(t, "order", "/orders")
 	}
-	require.True(t, order.client.Flush(10*time.Second))
+	require.True(t, order.Client.Flush(10*time.Second))
 	got := 0
-	for _, ev := range order.recorder.Events() {
-		if ev.Exception[len(ev.Exception)-1].Type == "*deduphttp_test.CallFailed" {
+	for _, ev := range order.Recorder.Events() {
+		if ev.Exception[len(ev.Exception)-1].Type == scenario.TypePrefix+"CallFailed" {
 			got++
 		}
 	}
-	assert.Equal(t, calls, got, "every failing call reaches order's Sentry: %+v", order.dedup.Stats())
-	s := pay.dedup.Stats()
+	assert.Equal(t, calls, got, "every failing call reaches order's Sentry: %+v", order.Dedup.Stats())
+	s := pay.Dedup.Stats()
 	assert.Equal(t, uint64(calls), s.NotAcknowledged, "payment says why it did not acknowledge: %+v", s)
-	assert.Zero(t, order.dedup.Stats().Cascades)
+	assert.Zero(t, order.Dedup.Stats().Cascades)
 }
 
 // The same at shutdown: payment acknowledged an event while its Sentry was
@@ -132,24 +133,24 @@ func TestSaturatedCalleeDoesNotAcknowledge(t *testing.T) {
 // the burst's flush and counted the acknowledged event abandoned, while
 // order had suppressed its own.
 func TestClosingCalleeHandsOverWhatItAcknowledged(t *testing.T) {
-	sys := system{}
+	sys := newSystem()
 	pay, order, payStall := stalledPayment(t, sys, false, true, dedup.WithMaxBurst(10))
 
 	// A burst of the service's other events: the flush after it hangs.
 	for range 10 {
-		pay.dedup.SendEvent(sentry.NewEvent())
+		pay.Dedup.SendEvent(sentry.NewEvent())
 	}
 	<-payStall.flushing
-	sys.request(t, "order", "/orders")
-	require.True(t, order.client.Flush(10*time.Second))
-	require.Empty(t, order.recorder.Events(), "order stands behind payment's acknowledgement")
+	sys.Request(t, "order", "/orders")
+	require.True(t, order.Client.Flush(10*time.Second))
+	require.Empty(t, order.Recorder.Events(), "order stands behind payment's acknowledgement")
 
-	pay.dedup.Close()
-	s := pay.dedup.Stats()
+	pay.Dedup.Close()
+	s := pay.Dedup.Stats()
 	assert.Zero(t, s.Abandoned, "%+v", s)
 	declined := 0
-	for _, ev := range pay.recorder.Events() {
-		if len(ev.Exception) > 0 && ev.Exception[len(ev.Exception)-1].Type == "*deduphttp_test.PaymentDeclined" {
+	for _, ev := range pay.Recorder.Events() {
+		if len(ev.Exception) > 0 && ev.Exception[len(ev.Exception)-1].Type == scenario.TypePrefix+"PaymentDeclined" {
 			declined++
 		}
 	}
@@ -162,20 +163,20 @@ func TestClosingCalleeHandsOverWhatItAcknowledged(t *testing.T) {
 // request's end still decides the trace. Before, nothing was tracked: no
 // header, both errors sent, and every report waited out the window.
 func TestSpanStartedInsideTheHandler(t *testing.T) {
-	sys := system{}
-	pay := newServiceWith(t, sys, "payment", true, with{spanInside: true})
-	order := newServiceWith(t, sys, "order", true, with{spanInside: true})
-	pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
-	order.mux.Handle("POST /orders", order.forward(pay, "/charge"))
+	sys := newSystem()
+	pay := sys.Start(t, "payment", true, scenario.WithSpanInside())
+	order := sys.Start(t, "order", true, scenario.WithSpanInside())
+	pay.Mux.Handle("POST /charge", scenario.Fail(&scenario.PaymentDeclined{}, http.StatusPaymentRequired))
+	order.Mux.Handle("POST /orders", order.Forward(pay, "/charge"))
 
 	const requests = 20
 	for range requests {
-		sys.request(t, "order", "/orders")
+		sys.Request(t, "order", "/orders")
 	}
-	ps, os := pay.dedup.Stats(), order.dedup.Stats()
+	ps, os := pay.Dedup.Stats(), order.Dedup.Stats()
 	assert.Equal(t, uint64(requests), ps.RequestEnded, "payment's requests ended its windows: %+v", ps)
 	assert.Equal(t, uint64(requests), os.Cascades, "order's errors stood behind payment's: %+v", os)
-	got := sys.sent(t)
+	got := sys.Sent(t)
 	require.Len(t, got, requests)
 	for _, what := range got {
 		assert.Equal(t, "payment: PaymentDeclined", what)

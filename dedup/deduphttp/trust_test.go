@@ -15,6 +15,7 @@ import (
 
 	"github.com/tracedup/tracedup/dedup"
 	"github.com/tracedup/tracedup/dedup/deduphttp"
+	"github.com/tracedup/tracedup/internal/scenario"
 )
 
 // The trust of the acknowledgement, end to end: real services on loopback,
@@ -44,20 +45,20 @@ func TestStrangerCannotSilenceTheCaller(t *testing.T) {
 				w.WriteHeader(http.StatusBadGateway)
 			}))
 			t.Cleanup(stranger.Close)
-			sys := system{}
-			order := newServiceDSN(t, sys, "order", true, org1Project1)
-			order.mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
-				if st := callURL(r.Context(), order, stranger.URL+"/charge"); st >= 400 {
-					capture(r.Context(), &CallFailed{st})
+			sys := newSystem()
+			order := sys.Start(t, "order", true, scenario.WithDSN(org1Project1))
+			order.Mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
+				if st := order.CallURL(r.Context(), stranger.URL+"/charge"); st >= 400 {
+					scenario.Capture(r.Context(), &scenario.CallFailed{Status: st})
 					w.WriteHeader(http.StatusBadGateway)
 				}
 			})
 			const n = 3
 			for range n {
-				sys.request(t, "order", "/orders")
+				sys.Request(t, "order", "/orders")
 			}
-			assert.Equal(t, slices.Repeat([]string{"order: CallFailed"}, n), sys.sent(t), "what reached Sentry")
-			s := order.dedup.Stats()
+			assert.Equal(t, slices.Repeat([]string{"order: CallFailed"}, n), sys.Sent(t), "what reached Sentry")
+			s := order.Dedup.Stats()
 			assert.Zero(t, s.Cascades, "%+v", s)
 			assert.Equal(t, uint64(n), s.Untrusted, "the stranger's answers are counted")
 		})
@@ -68,18 +69,18 @@ func TestStrangerCannotSilenceTheCaller(t *testing.T) {
 // DSN: another fleet) reports its error to its own Sentry; ours never hears
 // of it, so the caller reports its own error.
 func TestPartnerCannotSilenceTheCaller(t *testing.T) {
-	sys := system{}
-	order := newServiceDSN(t, sys, "order", true, org1Project1)
-	partner := newServiceDSN(t, sys, "partner", true, org2Project1)
-	partner.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
-	order.mux.Handle("POST /orders", order.forward(partner, "/charge"))
+	sys := newSystem()
+	order := sys.Start(t, "order", true, scenario.WithDSN(org1Project1))
+	partner := sys.Start(t, "partner", true, scenario.WithDSN(org2Project1))
+	partner.Mux.Handle("POST /charge", scenario.Fail(&scenario.PaymentDeclined{}, http.StatusPaymentRequired))
+	order.Mux.Handle("POST /orders", order.Forward(partner, "/charge"))
 	const n = 3
 	for range n {
-		sys.request(t, "order", "/orders")
+		sys.Request(t, "order", "/orders")
 	}
 	want := append(slices.Repeat([]string{"order: CallFailed"}, n), slices.Repeat([]string{"partner: PaymentDeclined"}, n)...)
-	assert.Equal(t, want, sys.sent(t), "what reached each Sentry")
-	assert.Zero(t, order.dedup.Stats().Cascades)
+	assert.Equal(t, want, sys.Sent(t), "what reached each Sentry")
+	assert.Zero(t, order.Dedup.Stats().Cascades)
 }
 
 // An external client of the edge service, which does not announce itself
@@ -87,14 +88,14 @@ func TestPartnerCannotSilenceTheCaller(t *testing.T) {
 // Tracedup-Reported, though the edge reported the error of its request; nor
 // a header the handler set itself (a proxy copying a downstream's).
 func TestExternalClientSeesNoProtocol(t *testing.T) {
-	sys := system{}
-	edge := newServiceDSN(t, sys, "edge", true, org1Project1)
-	edge.mux.Handle("POST /fail", fail(&PaymentDeclined{}, http.StatusInternalServerError))
-	edge.mux.HandleFunc("POST /proxy", func(w http.ResponseWriter, r *http.Request) {
+	sys := newSystem()
+	edge := sys.Start(t, "edge", true, scenario.WithDSN(org1Project1))
+	edge.Mux.Handle("POST /fail", scenario.Fail(&scenario.PaymentDeclined{}, http.StatusInternalServerError))
+	edge.Mux.HandleFunc("POST /proxy", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(deduphttp.HeaderReported, zeroID) // copied from a downstream's response
-		fail(&PaymentDeclined{}, http.StatusInternalServerError)(w, r)
+		scenario.Fail(&scenario.PaymentDeclined{}, http.StatusInternalServerError)(w, r)
 	})
-	edge.mux.HandleFunc("POST /ok-proxy", func(w http.ResponseWriter, r *http.Request) {
+	edge.Mux.HandleFunc("POST /ok-proxy", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(deduphttp.HeaderReported, zeroID)
 	})
 	for _, tt := range []struct{ path, announcement string }{
@@ -107,29 +108,29 @@ func TestExternalClientSeesNoProtocol(t *testing.T) {
 		header := externalRequest(t, edge, tt.path, tt.announcement)
 		assert.Empty(t, header.Values(deduphttp.HeaderReported), "%s, announcing %q", tt.path, tt.announcement)
 	}
-	assert.Len(t, sys.sent(t), 4, "the edge reported each failure")
+	assert.Len(t, sys.Sent(t), 4, "the edge reported each failure")
 }
 
 // Inside one fleet (one Sentry organisation, a project per service) the
 // cascade collapses as before, with no configuration: only the origin
 // reaches Sentry.
 func TestOneFleetCollapsesWithoutConfiguration(t *testing.T) {
-	sys := system{}
-	gw := newServiceDSN(t, sys, "gateway", true, org1Project1)
-	order := newServiceDSN(t, sys, "order", true, org1Project2)
-	pay := newServiceDSN(t, sys, "payment", true, org1Project3)
-	pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
-	order.mux.Handle("POST /orders", order.forward(pay, "/charge"))
-	gw.mux.Handle("POST /checkout", gw.forward(order, "/orders"))
+	sys := newSystem()
+	gw := sys.Start(t, "gateway", true, scenario.WithDSN(org1Project1))
+	order := sys.Start(t, "order", true, scenario.WithDSN(org1Project2))
+	pay := sys.Start(t, "payment", true, scenario.WithDSN(org1Project3))
+	pay.Mux.Handle("POST /charge", scenario.Fail(&scenario.PaymentDeclined{}, http.StatusPaymentRequired))
+	order.Mux.Handle("POST /orders", order.Forward(pay, "/charge"))
+	gw.Mux.Handle("POST /checkout", gw.Forward(order, "/orders"))
 	const n = 3
 	for range n {
-		sys.request(t, "gateway", "/checkout")
+		sys.Request(t, "gateway", "/checkout")
 	}
-	assert.Equal(t, slices.Repeat([]string{"payment: PaymentDeclined"}, n), sys.sent(t))
-	for _, s := range []*service{gw, order} {
-		st := s.dedup.Stats()
-		assert.Equal(t, uint64(n), st.Cascades, "%s: %+v", s.name, st)
-		assert.Zero(t, st.Untrusted, "%s", s.name)
+	assert.Equal(t, slices.Repeat([]string{"payment: PaymentDeclined"}, n), sys.Sent(t))
+	for _, s := range []*scenario.Service{gw, order} {
+		st := s.Dedup.Stats()
+		assert.Equal(t, uint64(n), st.Cascades, "%s: %+v", s.Name, st)
+		assert.Zero(t, st.Untrusted, "%s", s.Name)
 	}
 }
 
@@ -151,45 +152,30 @@ func TestFleetKey(t *testing.T) {
 			[]string{"order: CallFailed", "payment: PaymentDeclined"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			sys := system{}
-			order := newServiceDSN(t, sys, "order", true, org1Project1, tt.caller...)
-			pay := newServiceDSN(t, sys, "payment", true, org2Project1, tt.down...)
-			pay.mux.Handle("POST /charge", fail(&PaymentDeclined{}, http.StatusPaymentRequired))
-			order.mux.Handle("POST /orders", order.forward(pay, "/charge"))
-			sys.request(t, "order", "/orders")
-			assert.Equal(t, tt.want, sys.sent(t))
+			sys := newSystem()
+			order := sys.Start(t, "order", true, scenario.WithDSN(org1Project1), scenario.WithDedup(tt.caller...))
+			pay := sys.Start(t, "payment", true, scenario.WithDSN(org2Project1), scenario.WithDedup(tt.down...))
+			pay.Mux.Handle("POST /charge", scenario.Fail(&scenario.PaymentDeclined{}, http.StatusPaymentRequired))
+			order.Mux.Handle("POST /orders", order.Forward(pay, "/charge"))
+			sys.Request(t, "order", "/orders")
+			assert.Equal(t, tt.want, sys.Sent(t))
 		})
 	}
-}
-
-// callURL makes a POST from s to url and returns its status.
-func callURL(ctx context.Context, s *service, url string) int {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		panic(err)
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return http.StatusBadGateway
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode
 }
 
 // externalRequest is a client outside the fleet calling s, traced (it
 // propagates its trace, as a browser or another company's service may),
 // with HeaderCaller set to announcement unless it is "". It returns the
 // response header.
-func externalRequest(t *testing.T, s *service, path, announcement string) http.Header {
+func externalRequest(t *testing.T, s *scenario.Service, path, announcement string) http.Header {
 	t.Helper()
 	tp := sdktrace.NewTracerProvider()
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	ctx, span := tp.Tracer("client").Start(context.Background(), "request")
 	defer span.End()
 	client := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport,
-		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(w3c))}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.srv.URL+path, nil)
+		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(scenario.W3C))}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Srv.URL+path, nil)
 	require.NoError(t, err)
 	if announcement != "" {
 		req.Header.Set(deduphttp.HeaderCaller, announcement)

@@ -227,6 +227,8 @@ func (t *Tree) Enclosing(id trace.TraceID, span trace.SpanID, at time.Time) (ded
 	// The children started before the capture, by their own service's
 	// clock: a span's children are in its service, as the capture is.
 	links.LastChildKnown = true
+	// Ended by the same clock as the capture: its service's.
+	links.Ended = !n.end.IsZero() && !n.end.After(at)
 	var latest time.Time
 	for _, c := range n.children {
 		cn := tr.nodes[c]

@@ -50,6 +50,10 @@ func TestEnclosing(t *testing.T) {
 	assert.True(t, links.LastChildKnown)
 	assert.False(t, links.LastChild.IsValid(), "no child had started")
 
+	assert.False(t, links.Ended, "captured while its span ran")
+	links, _ = tree.Enclosing(tid, id(0xb1), t0.Add(2*time.Second))
+	assert.True(t, links.Ended, "captured on a span that had ended (at t0+1s): a background goroutine's")
+
 	_, ok = tree.Enclosing(tid, id(0x99), t0)
 	assert.False(t, ok, "a span not known")
 	_, ok = tree.Enclosing(trace.TraceID{2}, id(0xc3), t0)
