@@ -188,11 +188,12 @@ func TestRelayCountsReportsOfServicesThatDeduplicate(t *testing.T) {
 		require.NoError(t, r.Event(req, envelope.Item{Type: "event", Payload: sdkEvent("cc000000000000000000000000000002", "order", "CallFailed", "00000000000000b1", "", now)}))
 		tid, err := trace.TraceIDFromHex(traceHex)
 		require.NoError(t, err)
+		start, end := now.Add(-time.Second), now.Add(time.Second) // spans end after the captures in them
 		r.Spans(req, []ingest.Span{
-			{TraceID: tid, SpanID: sid(t, "00000000000000c3"), Parent: sid(t, "00000000000000f1"), Start: now, End: now},
-			{TraceID: tid, SpanID: sid(t, "00000000000000f1"), Parent: sid(t, "00000000000000e2"), Start: now, End: now, Segment: true},
-			{TraceID: tid, SpanID: sid(t, "00000000000000e2"), Parent: sid(t, "00000000000000b1"), Start: now, End: now},
-			{TraceID: tid, SpanID: sid(t, "00000000000000b1"), Start: now, End: now, Segment: true},
+			{TraceID: tid, SpanID: sid(t, "00000000000000c3"), Parent: sid(t, "00000000000000f1"), Start: start, End: end},
+			{TraceID: tid, SpanID: sid(t, "00000000000000f1"), Parent: sid(t, "00000000000000e2"), Start: start, End: end, Segment: true},
+			{TraceID: tid, SpanID: sid(t, "00000000000000e2"), Parent: sid(t, "00000000000000b1"), Start: start, End: end},
+			{TraceID: tid, SpanID: sid(t, "00000000000000b1"), Start: start, End: end, Segment: true},
 		})
 		require.True(t, r.Flush(context.Background()))
 		got := up.events(t)
