@@ -134,6 +134,24 @@ func relayDSN(t *testing.T, relayURL string) string {
 	return fmt.Sprintf("http://%s@%s/%s", fakesentry.DefaultPublicKey, u.Host, fakesentry.DefaultProject)
 }
 
+// checkouts sends n failing checkouts, flushes the services' clients, and
+// waits until n events reached upstream, without flushing the relay.
+func (s *shop) checkouts(t *testing.T, n int, upstream *fakesentry.Server, srv *relay.Server) []fakesentry.Event {
+	t.Helper()
+	for range n {
+		s.request(t)
+	}
+	for _, c := range s.clients {
+		require.True(t, c.Flush(10*time.Second))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := upstream.WaitFor(ctx, n)
+	require.NoError(t, err, "relay: %+v\nupstream: %+v", srv.Stats(), upstream.Stats())
+	require.Len(t, got, n)
+	return got
+}
+
 // request sends one failing checkout into the gateway under a trace of the
 // test's own, as a load balancer would.
 func (s *shop) request(t *testing.T) {
@@ -169,19 +187,11 @@ func TestRelayCollapsesServicesThatRunNoTracedup(t *testing.T) {
 
 	s := startShop(t, rs.URL, shopOptions{})
 	const requests = 10
-	for range requests {
-		s.request(t)
-	}
-	for _, c := range s.clients {
-		require.True(t, c.Flush(10*time.Second))
-	}
 	// Decided a grace after each trace's spans arrived, with an hour's
 	// window: the reports arrive without a flush of the relay.
+	got := s.checkouts(t, requests, upstream, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got, err := upstream.WaitFor(ctx, requests)
-	require.NoError(t, err, "%+v", srv.Stats())
-	require.Len(t, got, requests)
 	st := srv.Stats()
 	assert.Equal(t, uint64(requests), st.Relay.Dedup.RequestEnded, "%+v", st.Relay.Dedup)
 	for _, ev := range got {
