@@ -178,3 +178,43 @@ func ExampleWithFleetKey() {
 	// order: answered true, acknowledged "9f2c4a1be0d34c5f8a6b7c8d9e0f1a2b"
 	// shipping: answered false, acknowledged ""
 }
+
+// parents is a SpanSource of parent links, as a relay learns them from the
+// transactions of a trace's services.
+type parents map[trace.SpanID]trace.SpanID
+
+func (p parents) Enclosing(_ trace.TraceID, span trace.SpanID, _ time.Time) (dedup.SpanLinks, bool) {
+	var links dedup.SpanLinks
+	for s, ok := p[span]; ok; s, ok = p[s] {
+		links.Ancestors = append(links.Ancestors, s)
+	}
+	return links, len(links.Ancestors) > 0
+}
+
+func ExampleWithSpanSource() {
+	span := func(s string) trace.SpanID { id, _ := trace.SpanIDFromHex(s); return id }
+	// Each service's event names only its own span and its parent: the
+	// calls between services (order's client span e1 called payment's
+	// server span f1) are known only from the spans, which arrive apart.
+	tree := parents{}
+	inner := sentrytest.NewTransport()
+	tr := dedup.NewTransport(inner, dedup.WithSpanSource(tree))
+	defer tr.Close()
+	tr.SendEvent(errEvent(traceA, "00000000000000c3", "00000000000000f1", "payment", "*main.PaymentDeclined"))
+	tr.SendEvent(errEvent(traceA, "00000000000000b2", "", "order", "*main.ServiceCallFailed"))
+
+	// The spans come: payment's c3 in its server span f1, called by order's
+	// client span e1, in order's handler b2.
+	tree[span("00000000000000c3")] = span("00000000000000f1")
+	tree[span("00000000000000f1")] = span("00000000000000e1")
+	tree[span("00000000000000e1")] = span("00000000000000b2")
+	id, _ := trace.TraceIDFromHex(traceA)
+	tr.TraceComplete(id) // decided a grace from now
+	tr.Flush(time.Second)
+
+	for _, ev := range inner.Events() {
+		fmt.Println(ev.Tags[sentryotel.TagServiceName], ev.Exception[0].Type, "stands for", ev.Tags[dedup.TagSuppressed])
+	}
+	// Output:
+	// payment *main.PaymentDeclined stands for 1
+}
