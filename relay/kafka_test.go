@@ -305,17 +305,20 @@ func TestKafkaRelayCrashedMidStormLosesNothing(t *testing.T) {
 	f := newFleet(t, partitions, relay.Config{Window: 3 * time.Second, Grace: 300 * time.Millisecond},
 		relay.KafkaConfig{CommitInterval: 200 * time.Millisecond})
 	var victim *member
+	var held uint64
 	for _, name := range []string{"a", "b", "c"} {
 		victim = f.add(name)
 	}
 	f.balanced(partitions)
 	s := startShop(t, f.lb.URL)
 	f.storm(t, s, requests, func() {
-		// The victim has committed and holds traces not yet committed.
+		// The victim has committed, and holds traces it has not decided
+		// from records it has not committed.
 		eventually(t, 10*time.Second, func() bool {
-			c := victim.srv.Stats().Kafka.Consumer
-			return c.Commits > 0 && c.Events > 0
-		}, "the victim never committed")
+			st := victim.srv.Stats()
+			held = st.Relay.Dedup.Pending
+			return st.Kafka.Consumer.Commits > 0 && st.Kafka.Consumer.Uncommitted > 0 && held > 0
+		}, "the victim never held undecided traces past a commit")
 		f.crash(victim)
 	})
 	f.balanced(partitions)
@@ -327,7 +330,7 @@ func TestKafkaRelayCrashedMidStormLosesNothing(t *testing.T) {
 		require.True(t, m.srv.Flush(ctx))
 	}
 	o := f.outcome()
-	t.Logf("after a crash: %+v (victim %s: %+v)", o, victim.name, victim.srv.Stats().Kafka.Consumer)
+	t.Logf("after a crash: %+v (victim %s held %d events: %+v)", o, victim.name, held, victim.srv.Stats().Kafka.Consumer)
 	assert.Equal(t, requests, o.payments)
 	assert.Positive(t, victim.srv.Stats().Kafka.Consumer.Events, "the victim decided some traces")
 }

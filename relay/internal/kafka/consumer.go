@@ -83,6 +83,7 @@ type Consumer struct {
 	owned map[int32]struct{} // the partitions assigned now
 
 	records, events, spanRecords, replayed, unreadable            atomic.Uint64
+	uncommitted                                                   atomic.Int64
 	refused                                                       atomic.Uint64
 	checkpoints, commits, commitErrors, flushTimeouts, earlyFlush atomic.Uint64
 	assigned, revoked, lost, fetchErrors                          atomic.Uint64
@@ -164,6 +165,7 @@ func (c *Consumer) run() {
 // feed hands one record to the decider.
 func (c *Consumer) feed(r *kgo.Record) {
 	c.records.Add(1)
+	c.uncommitted.Add(1)
 	c.mu.Lock()
 	if last, ok := c.fed[r.Partition]; ok && r.Offset <= last {
 		c.replayed.Add(1)
@@ -237,10 +239,12 @@ func (c *Consumer) checkpoint(ctx context.Context) {
 	if c.crashed.Load() || c.unfed.Load() {
 		return
 	}
+	fed := c.uncommitted.Load()
 	if err := c.cl.CommitUncommittedOffsets(fctx); err != nil {
 		c.commitErrors.Add(1)
 		return
 	}
+	c.uncommitted.Add(-fed)
 	c.commits.Add(1)
 }
 
@@ -320,6 +324,9 @@ type ConsumerStats struct {
 	// Replayed, those this consumer had fed before (a failed commit, a
 	// partition lost and assigned back): decided again.
 	Records, Events, Spans, Unreadable, Replayed uint64
+	// Uncommitted counts records fed since the last commit: what a crash
+	// now would make the group read again.
+	Uncommitted int64
 	// Refused counts the times the decider had no room for an event (the
 	// event is offered again).
 	Refused uint64
@@ -342,7 +349,7 @@ func (c *Consumer) Stats() ConsumerStats {
 	c.mu.Unlock()
 	return ConsumerStats{Partitions: owned,
 		Records: c.records.Load(), Events: c.events.Load(), Spans: c.spanRecords.Load(), Unreadable: c.unreadable.Load(),
-		Replayed: c.replayed.Load(), Refused: c.refused.Load(),
+		Replayed: c.replayed.Load(), Uncommitted: c.uncommitted.Load(), Refused: c.refused.Load(),
 		Checkpoints: c.checkpoints.Load(), Commits: c.commits.Load(), CommitErrors: c.commitErrors.Load(),
 		FlushTimeouts: c.flushTimeouts.Load(), EarlyDecisions: c.earlyFlush.Load(),
 		Assigned: c.assigned.Load(), Revoked: c.revoked.Load(), Lost: c.lost.Load(), FetchErrors: c.fetchErrors.Load(),
