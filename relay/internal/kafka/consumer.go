@@ -230,8 +230,16 @@ func (c *Consumer) checkpoint(ctx context.Context) {
 		settle.Stop()
 		tick.Stop()
 	}
+	// The loop's context is canceled when closing: its last checkpoint
+	// still hands upstream what it decided, within FlushTimeout, or
+	// within ctx's deadline when it has one (Close's).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FlushTimeout)
 	defer cancel()
+	if d, ok := ctx.Deadline(); ok {
+		var cancelDeadline context.CancelFunc
+		fctx, cancelDeadline = context.WithDeadline(fctx, d)
+		defer cancelDeadline()
+	}
 	if !c.d.Flush(fctx) {
 		c.flushTimeouts.Add(1)
 		return // nothing committed: the records are read again
