@@ -71,7 +71,8 @@ func NewSink(cfg SinkConfig, opts ...kgo.Opt) (*Sink, error) {
 		kgo.MaxBufferedBytes(int(cfg.MaxBuffered)),
 		// An SDK retries what it was told to retry: a record the relay
 		// gave up on must not linger and arrive much later.
-		kgo.RecordDeliveryTimeout(4 * cfg.ProduceTimeout),
+		// (franz-go allows no less than a second.)
+		kgo.RecordDeliveryTimeout(max(4*cfg.ProduceTimeout, time.Second)),
 		kgo.ProducerBatchMaxBytes(2 << 20),
 	}, opts...)
 	cl, err := kgo.NewClient(opts...)
