@@ -431,3 +431,31 @@ func TestKafkaUnavailableTellsSDKsToBackOff(t *testing.T) {
 	assert.LessOrEqual(t, maxBuffered.Load(), int64(budget/32))
 	assert.Zero(t, st.Relay.Dedup.Received, "nothing decided here")
 }
+
+// A deciding-only relay refuses SDKs (they must go to an ingesting relay)
+// and still answers its health and status.
+func TestKafkaDecideOnlyRefusesSDKs(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, relay.DefaultTopic))
+	require.NoError(t, err)
+	defer c.Close()
+	up := httptest.NewServer(&sink{})
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	srv, err := relay.NewKafkaServer(u, relay.Config{}, relay.KafkaConfig{Brokers: c.ListenAddrs(), Role: relay.RoleDecide})
+	require.NoError(t, err)
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPost, "/api/1/envelope/", http.StatusServiceUnavailable},
+		{http.MethodGet, "/healthz", http.StatusOK},
+		{http.MethodGet, "/status", http.StatusOK},
+	} {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader("{}\n")))
+		assert.Equal(t, tc.want, rec.Code, "%s %s: %s", tc.method, tc.path, rec.Body)
+	}
+	assert.Nil(t, srv.Stats().Kafka.Produce)
+	assert.NotNil(t, srv.Stats().Kafka.Consumer)
+}

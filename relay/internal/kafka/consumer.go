@@ -75,7 +75,8 @@ type Consumer struct {
 	done   chan struct{}
 
 	crashed   atomic.Bool
-	unfed     atomic.Bool // a polled record was not fed: commit nothing
+	closing   atomic.Pointer[context.Context] // Close's: bounds the last revoke's checkpoint
+	unfed     atomic.Bool                     // a polled record was not fed: commit nothing
 	closeOnce sync.Once
 
 	mu    sync.Mutex         // fed and owned: the loop and the group's callbacks
@@ -235,7 +236,11 @@ func (c *Consumer) checkpoint(ctx context.Context) {
 	// within ctx's deadline when it has one (Close's).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FlushTimeout)
 	defer cancel()
-	if d, ok := ctx.Deadline(); ok {
+	deadline, ok := ctx.Deadline()
+	if closing := c.closing.Load(); !ok && closing != nil {
+		deadline, ok = (*closing).Deadline()
+	}
+	if d := deadline; ok {
 		var cancelDeadline context.CancelFunc
 		fctx, cancelDeadline = context.WithDeadline(fctx, d)
 		defer cancelDeadline()
@@ -274,6 +279,9 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 		return
 	}
 	c.revoked.Add(1)
+	if closing := c.closing.Load(); closing != nil {
+		ctx = *closing
+	}
 	c.checkpoint(ctx)
 	c.forget(revoked)
 }
@@ -305,6 +313,7 @@ func (c *Consumer) forget(parts map[string][]int32) {
 // the checkpoint. It is safe to call more than once.
 func (c *Consumer) Close(ctx context.Context) {
 	c.closeOnce.Do(func() {
+		c.closing.Store(&ctx)
 		c.cancel()
 		<-c.done
 		c.checkpoint(ctx)
