@@ -347,7 +347,12 @@ func TestKafkaRelayAddedMidStormLosesNothing(t *testing.T) {
 	f.balanced(partitions)
 	s := startShop(t, f.lb.URL)
 	var late *member
-	f.storm(t, s, requests, func() { late = f.add("c") })
+	f.storm(t, s, requests, func() {
+		// The first half's traces are held (spans still coming, the grace
+		// not over) while their partitions move.
+		late = f.add("c")
+		f.balanced(partitions)
+	})
 	f.balanced(partitions)
 	eventually(t, 30*time.Second, func() bool { return f.outcome().payments == requests },
 		"payment errors lost: %+v\n%s", f.outcome(), f.stats())
@@ -364,6 +369,7 @@ func TestKafkaRelayAddedMidStormLosesNothing(t *testing.T) {
 	assert.Zero(t, o.duplicates, "%+v", o)
 	assert.Zero(t, o.twoRelays, "%+v", o)
 	assert.Positive(t, late.srv.Stats().Kafka.Consumer.Partitions)
+	assert.Positive(t, late.srv.Stats().Kafka.Consumer.Events, "the new relay decides its share")
 	var revoked uint64
 	for _, m := range f.members {
 		revoked += m.srv.Stats().Kafka.Consumer.Revoked
