@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"encoding/json"
+	"errors"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"net/http"
@@ -22,6 +24,7 @@ type Server struct {
 	up      *upstream.Client
 	ingest  *ingest.Handler
 	metrics metric.Registration
+	kafka   *kafkaStage // nil without Kafka
 }
 
 // NewServer returns a Server that forwards to upstreamURL (scheme, host and
@@ -53,6 +56,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(s.Stats())
 		return
 	}
+	if s.serveKafka(w, r) {
+		return
+	}
 	s.ingest.ServeHTTP(w, r)
 }
 
@@ -61,11 +67,12 @@ type ServerStats struct {
 	Relay    Stats          `json:"relay"`
 	Ingest   ingest.Stats   `json:"ingest"`
 	Upstream upstream.Stats `json:"upstream"`
+	Kafka    *KafkaStats    `json:"kafka,omitempty"`
 }
 
 // Stats returns the Server's counters.
 func (s *Server) Stats() ServerStats {
-	return ServerStats{Relay: s.relay.Stats(), Ingest: s.ingest.Stats(), Upstream: s.up.Stats()}
+	return ServerStats{Relay: s.relay.Stats(), Ingest: s.ingest.Stats(), Upstream: s.up.Stats(), Kafka: s.kafkaStats()}
 }
 
 // Flush decides every held trace and waits until what the relay holds was
@@ -77,11 +84,14 @@ func (s *Server) Flush(ctx context.Context) bool {
 // Shutdown decides every held trace, hands the reports upstream and sends
 // what is queued, within ctx; what is left when ctx ends is counted as
 // abandoned. Stop the HTTP server first, so that nothing more comes in.
+// With Kafka, it first waits for the producer's records to be acknowledged
+// and stops the consumer with a last checkpoint.
 func (s *Server) Shutdown(ctx context.Context) error {
+	kerr := s.shutdownKafka(ctx)
 	s.relay.Flush(ctx)
 	s.relay.Close()
 	if s.metrics != nil {
 		_ = s.metrics.Unregister()
 	}
-	return s.up.Close(ctx)
+	return errors.Join(kerr, s.up.Close(ctx))
 }

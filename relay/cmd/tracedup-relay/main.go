@@ -54,8 +54,9 @@ func run(args []string, stderr io.Writer, stop <-chan os.Signal) int {
 	grace := fs.Duration("grace", relay.DefaultGrace, "how long after a trace's spans arrived it is decided")
 	metricsURL := fs.String("otlp-metrics", "", "send the relay's metrics (tracedup.relay.*, tracedup.dedup.*) by OTLP/HTTP to this URL every minute,\ne.g. http://collector:4318/v1/metrics; they are on GET /status either way")
 	cascade := fs.String("cascade-types", "", "comma-separated exception types your services wrap a failed call in; only errors of those types then follow from another service's failure")
+	kflags := addKafkaFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: tracedup-relay -upstream URL [-listen ADDR] [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: tracedup-relay -upstream URL [-listen ADDR] [-kafka BROKERS] [flags]\n\n"+
 			"A Sentry-protocol relay: SDKs change only their DSN's host to it, and it forwards\n"+
 			"everything upstream, one event per incident for errors.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -88,6 +89,12 @@ func run(args []string, stderr io.Writer, stop <-chan os.Signal) int {
 		}
 	}
 
+	kc, withKafka, err := kflags.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "tracedup-relay: %v\n", err)
+		return 2
+	}
+
 	var mp *sdkmetric.MeterProvider
 	if *metricsURL != "" {
 		exp, err := otlpmetrichttp.New(context.Background(), otlpmetrichttp.WithEndpointURL(*metricsURL))
@@ -112,7 +119,16 @@ func run(args []string, stderr io.Writer, stop <-chan os.Signal) int {
 	if mp != nil {
 		cfg.MeterProvider = mp
 	}
-	server := relay.NewServer(up, cfg)
+	var server *relay.Server
+	if withKafka {
+		if server, err = relay.NewKafkaServer(up, cfg, kc); err != nil {
+			_ = ln.Close()
+			fmt.Fprintf(stderr, "tracedup-relay: %v\n", err)
+			return 1
+		}
+	} else {
+		server = relay.NewServer(up, cfg)
+	}
 	hs := &http.Server{Handler: server, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -148,6 +164,14 @@ func run(args []string, stderr io.Writer, stop <-chan os.Signal) int {
 	d := st.Relay.Dedup
 	fmt.Fprintf(stderr, "tracedup-relay: stopped: %d error events received, %d sent upstream, %d suppressed, %d dropped; upstream: %d sent, %d dropped\n",
 		d.Received, d.Emitted, d.Suppressed, d.Dropped+st.Relay.Dropped, st.Upstream.Sent, st.Upstream.Dropped)
+	if k := st.Kafka; k != nil {
+		if p := k.Produce; p != nil {
+			fmt.Fprintf(stderr, "tracedup-relay: kafka: %d events produced, %d refused (SDKs told to back off)\n", p.Events, p.Refused)
+		}
+		if c := k.Consumer; c != nil {
+			fmt.Fprintf(stderr, "tracedup-relay: kafka: %d records decided, %d commits, %d records fed again\n", c.Records, c.Commits, c.Replayed)
+		}
+	}
 	return 0
 }
 
