@@ -2,6 +2,7 @@ package dedup_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -20,32 +21,34 @@ import (
 // meterName is the instrumentation scope of the Transport's metrics.
 const meterName = "github.com/tracedup/tracedup/dedup"
 
-// metricsOf returns the Stats each metric must equal, by metric name.
+// metricsOf returns the Stats each metric must equal, by metric name and,
+// where it has one, error.type.
 func metricsOf(s dedup.Stats) map[string]int64 {
 	return map[string]int64{
-		"tracedup.dedup.received":             int64(s.Received),
-		"tracedup.dedup.emitted":              int64(s.Emitted),
-		"tracedup.dedup.suppressed":           int64(s.Suppressed),
-		"tracedup.dedup.pending":              int64(s.Pending),
-		"tracedup.dedup.passed_through":       int64(s.PassedThrough),
-		"tracedup.dedup.overflow":             int64(s.Overflow),
-		"tracedup.dedup.late":                 int64(s.Late),
-		"tracedup.dedup.strategy_failures":    int64(s.StrategyFailures),
-		"tracedup.dedup.cascades":             int64(s.Cascades),
-		"tracedup.dedup.late_suppressed":      int64(s.LateSuppressed),
-		"tracedup.dedup.traces":               int64(s.Traces),
-		"tracedup.dedup.dropped":              int64(s.Dropped),
-		"tracedup.dedup.dropped.queue_full":   int64(s.QueueFull),
-		"tracedup.dedup.dropped.inner_panic":  int64(s.InnerPanics),
-		"tracedup.dedup.dropped.abandoned":    int64(s.Abandoned),
-		"tracedup.dedup.dropped.after_close":  int64(s.AfterClose),
-		"tracedup.dedup.decided_early":        int64(s.DecidedEarly),
-		"tracedup.dedup.held_bytes":           int64(s.HeldBytes),
-		"tracedup.dedup.not_acknowledged":     int64(s.NotAcknowledged),
-		"tracedup.dedup.untracked":            int64(s.Untracked),
-		"tracedup.dedup.no_trace":             int64(s.NoTrace),
-		"tracedup.dedup.cascade_logs":         int64(s.CascadeLogs),
-		"tracedup.dedup.cascade_logs_dropped": int64(s.CascadeLogsDropped),
+		"tracedup.dedup.received":                int64(s.Received),
+		"tracedup.dedup.emitted":                 int64(s.Emitted),
+		"tracedup.dedup.suppressed":              int64(s.Suppressed),
+		"tracedup.dedup.pending":                 int64(s.Pending),
+		"tracedup.dedup.passed_through":          int64(s.PassedThrough),
+		"tracedup.dedup.no_trace":                int64(s.NoTrace),
+		"tracedup.dedup.overflow":                int64(s.Overflow),
+		"tracedup.dedup.late":                    int64(s.Late),
+		"tracedup.dedup.strategy_failures":       int64(s.StrategyFailures),
+		"tracedup.dedup.cascades":                int64(s.Cascades),
+		"tracedup.dedup.late_suppressed":         int64(s.LateSuppressed),
+		"tracedup.dedup.traces":                  int64(s.Traces),
+		"tracedup.dedup.dropped/queue_full":      int64(s.QueueFull),
+		"tracedup.dedup.dropped/inner_panic":     int64(s.InnerPanics),
+		"tracedup.dedup.dropped/abandoned":       int64(s.Abandoned),
+		"tracedup.dedup.dropped/after_close":     int64(s.AfterClose),
+		"tracedup.dedup.decided_early":           int64(s.DecidedEarly),
+		"tracedup.dedup.request_ended":           int64(s.RequestEnded),
+		"tracedup.dedup.held_bytes":              int64(s.HeldBytes),
+		"tracedup.dedup.not_acknowledged":        int64(s.NotAcknowledged),
+		"tracedup.dedup.untracked":               int64(s.Untracked),
+		"tracedup.dedup.untrusted":               int64(s.Untrusted),
+		"tracedup.dedup.cascade_logs":            int64(s.CascadeLogs),
+		"tracedup.dedup.cascade_logs/queue_full": int64(s.CascadeLogsDropped),
 	}
 }
 
@@ -65,7 +68,13 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 			gauge := m.Name == "tracedup.dedup.pending" || m.Name == "tracedup.dedup.traces" || m.Name == "tracedup.dedup.held_bytes"
 			assert.Equal(t, !gauge, sum.IsMonotonic, "%s: monotonic", m.Name)
 			for _, dp := range sum.DataPoints {
-				got[m.Name] += dp.Value
+				_, named := dp.Attributes.Value("otel.component.name")
+				assert.True(t, named, "%s: otel.component.name", m.Name)
+				key := m.Name
+				if v, ok := dp.Attributes.Value("error.type"); ok {
+					key += "/" + v.AsString()
+				}
+				got[key] += dp.Value
 			}
 		}
 	}
@@ -136,4 +145,41 @@ func TestMetricsUseGlobalProviderByDefault(t *testing.T) {
 	assert.Equal(t, want, collect(t, reader))
 	tr.Close()
 	assert.Empty(t, collect(t, reader))
+}
+
+// Two Transports on one MeterProvider report series of their own, told
+// apart by otel.component.name, rather than one summed series.
+func TestMetricsOfTwoTransportsStayApart(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	a := dedup.NewTransport(sentrytest.NewTransport(), dedup.WithMeterProvider(mp))
+	defer a.Close()
+	b := dedup.NewTransport(sentrytest.NewTransport(), dedup.WithMeterProvider(mp))
+	defer b.Close()
+	a.SendEvent(sentry.NewEvent())
+	b.SendEvent(sentry.NewEvent())
+	b.SendEvent(sentry.NewEvent())
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	byComponent := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "tracedup.dedup.received" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				name, _ := dp.Attributes.Value("otel.component.name")
+				byComponent[name.AsString()] += dp.Value
+			}
+		}
+	}
+	require.Len(t, byComponent, 2, "%v", byComponent)
+	var counts []int64
+	for _, v := range byComponent {
+		counts = append(counts, v)
+	}
+	slices.Sort(counts)
+	assert.Equal(t, []int64{1, 2}, counts)
 }
