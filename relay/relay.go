@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -206,8 +205,14 @@ func traceOfEnvelope(header []byte) string {
 // event id.
 func envelopeHeader(header []byte, eventID string) []byte {
 	var m map[string]json.RawMessage
-	if len(header) > 0 && json.Unmarshal(header, &m) == nil {
+	if len(header) > 0 && json.Unmarshal(header, &m) == nil && m != nil { // "null" is no object
 		return header
 	}
-	return fmt.Appendf(nil, `{"event_id":%q,"sent_at":%q}`, eventID, time.Now().UTC().Format(time.RFC3339Nano))
+	// json.Marshal, not %q: an id read from an SDK's event may hold what
+	// Go quotes and JSON does not read (\x7f).
+	b, _ := json.Marshal(struct {
+		EventID string `json:"event_id"`
+		SentAt  string `json:"sent_at"`
+	}{eventID, time.Now().UTC().Format(time.RFC3339Nano)})
+	return b
 }
