@@ -251,3 +251,51 @@ func TestErrorsWithoutTraceAreCounted(t *testing.T) {
 		assert.Len(t, inner.Events(), 2)
 	})
 }
+
+// Late events that will acknowledge a call are queued past the late queue's
+// bounds, so that what acknowledged is never dropped; the Transport must then
+// stop acknowledging, or every call of a storm is acknowledged and queued
+// past them, and the late queue grows without bound while the strategy is
+// slow.
+func TestAcknowledgedLateEventsKeepTheLateQueueBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		slow := rootcause.StrategyFunc(func(errs []rootcause.Error) int {
+			<-release
+			return rootcause.Default().RootCause(errs)
+		})
+		const maxQueue = 10
+		inner := sentrytest.NewTransport()
+		tr := dedup.NewTransport(inner, dedup.WithStrategy(slow), dedup.WithMaxQueueSize(maxQueue),
+			dedup.WithMaxEventsPerTrace(2))
+		// Two events decide the trace early; the decider is then stuck in
+		// the strategy, and everything else of the trace is late.
+		// A cascade of two: the strategy names its root.
+		tr.SendEvent(cascade(traceA)[0])
+		tr.SendEvent(cascade(traceA)[1])
+		synctest.Wait()
+		acked := 0
+		const calls = 200
+		for i := range calls {
+			var in dedup.Incoming
+			span := fmt.Sprintf("%016x", 0x1000+i)
+			require.True(t, in.Begin(spanCtx(t, traceA, span), tr))
+			tr.SendEvent(errEvent(traceA, span, "00000000000000a1", fmt.Sprintf("svc%d", i), fmt.Sprintf("*main.E%d", i)))
+			if in.Reported() != "" {
+				acked++
+			}
+			in.End()
+		}
+		n, _ := dedup.LateQueued(tr)
+		s := tr.Stats()
+		assert.LessOrEqual(t, n, 2*maxQueue, "the late queue holds %d events, WithMaxQueueSize is %d: %+v", n, maxQueue, s)
+		assert.Less(t, acked, calls, "the Transport stopped acknowledging once the late queue filled: %+v", s)
+		assertInvariant(t, s)
+		close(release)
+		require.True(t, tr.Flush(time.Minute))
+		tr.Close()
+		s = tr.Stats()
+		assertInvariant(t, s)
+		assert.Zero(t, s.Pending)
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -32,6 +33,11 @@ type decider struct {
 	// backlog is len(windows) + lateEvents, for SendEvent to read without
 	// the lock.
 	backlog atomic.Int64
+	// crowded says that the late queue is over a quarter of either of its
+	// bounds: the Transport then acknowledges nothing (see
+	// [Transport.sure]), since an event that acknowledges is queued past
+	// the bounds.
+	crowded atomic.Bool
 
 	loop *loop
 }
@@ -90,6 +96,11 @@ func (d *decider) late(s *shard, id trace.TraceID, e rootcause.Error, size int64
 		if full && !protect {
 			return false
 		}
+		if full {
+			// Past the bounds, for an event that acknowledges: nothing
+			// more may, until the queue has room again.
+			d.t.emit.trouble(time.Now())
+		}
 		lt := d.lateOf[id]
 		if lt == nil {
 			lt = &lateTrace{s: s, id: id}
@@ -101,8 +112,14 @@ func (d *decider) late(s *shard, id trace.TraceID, e rootcause.Error, size int64
 		lt.acked = lt.acked || protect
 		d.lateEvents++
 		d.lateBytes += size
+		d.noteCrowding()
 		return true
 	})
+}
+
+// noteCrowding sets crowded from the late queue's fill. d.mu is held.
+func (d *decider) noteCrowding() {
+	d.crowded.Store(d.lateEvents > d.t.cfg.maxQueue/4 || d.lateBytes > d.t.budget.late/4)
 }
 
 // enqueue runs add under d.mu unless Close gave up, and counts and signals
@@ -173,6 +190,7 @@ func (d *decider) takeLate() (*lateTrace, []rootcause.Error, []int64) {
 		d.lateBytes -= n
 	}
 	d.backlog.Add(-int64(len(chunk)))
+	d.noteCrowding()
 	return lt, chunk, sizes
 }
 
@@ -186,6 +204,7 @@ func (d *decider) abandon() {
 	d.windows, d.lates, d.lateEvents, d.lateBytes = nil, nil, 0, 0
 	clear(d.lateOf)
 	d.backlog.Store(0)
+	d.crowded.Store(false)
 	d.mu.Unlock()
 	for _, w := range windows {
 		if d.t.take(w.s, w.w) {

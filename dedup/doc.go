@@ -201,7 +201,8 @@
 // An acknowledgement silences a caller's error, so it is given only for what
 // will get through: an error event acknowledges its call only after it was
 // admitted, and only while the Transport is sure of its delivery (it is not
-// closing, its queue to the inner transport is under a quarter full, no
+// closing, its queue to the inner transport and its queue of late events
+// are under a quarter full, no
 // flush of the inner transport has taken 5 s or failed, nothing was dropped
 // or sent undecided in the last 30 s). Otherwise it acknowledges nothing and
 // counts the event in Stats.NotAcknowledged: the caller reports its own

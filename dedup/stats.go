@@ -85,7 +85,8 @@ type Stats struct {
 	// NotAcknowledged counts error events of a call being served that did
 	// not acknowledge it because the Transport could not be sure they get
 	// through: Close had begun, the queue to the inner transport was a
-	// quarter full, a flush of the inner transport had taken over 5 s or
+	// quarter full (or the queue of late events to judge was), a flush of
+	// the inner transport had taken over 5 s or
 	// failed, or an event was dropped or sent undecided in the last 30 s,
 	// or the event found no room. Their callers report their own errors.
 	// sentry-go's HTTPTransport drops events silently (its own queue,

@@ -217,12 +217,12 @@ func (t *Transport) SendEvent(event *sentry.Event) {
 
 // sure reports whether the Transport can be sure that an event it admits
 // now reaches the inner transport: it is not closing, the queue to the inner
-// transport is under a quarter full, no flush of the inner transport is
-// slow, and nothing was dropped, sent undecided or failed to flush for a
+// transport and the queue of late events are under a quarter full, no flush
+// of the inner transport is slow, and nothing was dropped, sent undecided or failed to flush for a
 // while (see [Stats.NotAcknowledged]). When in doubt, it does not
 // acknowledge, and callers report their own errors.
 func (t *Transport) sure(now time.Time) bool {
-	return !t.closed.Load() && t.emit.sure(now)
+	return !t.closed.Load() && !t.decider.crowded.Load() && t.emit.sure(now)
 }
 
 // yieldIfBehind lets the Transport's goroutines run when their queues are

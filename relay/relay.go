@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/tracedup/tracedup/internal/envelope"
 	"github.com/tracedup/tracedup/relay/internal/ingest"
 	"github.com/tracedup/tracedup/relay/internal/spans"
+	"github.com/tracedup/tracedup/rootcause"
 )
 
 // Defaults of the relay's settings.
@@ -115,14 +115,13 @@ func (r *Relay) Event(req *ingest.Request, item envelope.Item) error {
 	}
 	r.dedup.SendEvent(ev)
 	// After SendEvent: a trace whose spans are all here already is
-	// complete at once, and its window must exist to be told.
-	if tc := ev.Contexts["trace"]; tc != nil {
-		tid, _ := tc["trace_id"].(string)
-		sid, _ := tc["span_id"].(string)
-		if id, err := trace.TraceIDFromHex(tid); err == nil {
-			if span, err := trace.SpanIDFromHex(sid); err == nil {
-				r.tree.Expect(id, span, time.Now())
-			}
+	// complete at once, and its window must exist to be told. The trace
+	// and span are those the deduplicator holds the event under: its tags
+	// before its trace context, as rootcause.FromEvent reads them.
+	e := rootcause.FromEvent(ev)
+	if id, err := trace.TraceIDFromHex(e.TraceID); err == nil {
+		if span, err := trace.SpanIDFromHex(e.SpanID); err == nil {
+			r.tree.Expect(id, span, time.Now())
 		}
 	}
 	return nil
@@ -206,8 +205,14 @@ func traceOfEnvelope(header []byte) string {
 // event id.
 func envelopeHeader(header []byte, eventID string) []byte {
 	var m map[string]json.RawMessage
-	if len(header) > 0 && json.Unmarshal(header, &m) == nil {
+	if len(header) > 0 && json.Unmarshal(header, &m) == nil && m != nil { // "null" is no object
 		return header
 	}
-	return fmt.Appendf(nil, `{"event_id":%q,"sent_at":%q}`, eventID, time.Now().UTC().Format(time.RFC3339Nano))
+	// json.Marshal, not %q: an id read from an SDK's event may hold what
+	// Go quotes and JSON does not read (\x7f).
+	b, _ := json.Marshal(struct {
+		EventID string `json:"event_id"`
+		SentAt  string `json:"sent_at"`
+	}{eventID, time.Now().UTC().Format(time.RFC3339Nano)})
+	return b
 }

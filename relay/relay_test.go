@@ -201,3 +201,36 @@ func TestRelayCountsReportsOfServicesThatDeduplicate(t *testing.T) {
 		assert.Equal(t, "2", got[0]["tags"].(map[string]any)[dedup.TagSuppressed], "its repeat and order's cascade")
 	})
 }
+
+// An event whose tags name its OTel trace and span (sentryotel's, or any
+// SDK's OTel hook) and whose trace context is another (the SDK's own
+// tracing) is held by the deduplicator under the tagged trace and span: the
+// relay must wait for that span's spans, and tell that trace when they came.
+func TestRelayCompletesTheTraceTheEventIsHeldUnder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := &forwarded{}
+		r := New(up, Config{})
+		defer r.Close()
+		req := &ingest.Request{Project: "1", Auth: ingest.Auth{Key: "public"}}
+		now := time.Now()
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal(sdkEvent("dd000000000000000000000000000001", "payment", "PaymentDeclined",
+			"00000000000000c3", "00000000000000f1", now), &ev))
+		ev["tags"] = map[string]string{"otel.trace_id": traceHex, "otel.span_id": "00000000000000c3"}
+		ev["contexts"].(map[string]any)["trace"] = map[string]any{
+			"trace_id": "1bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00000000000000d7"}
+		raw, err := json.Marshal(ev)
+		require.NoError(t, err)
+		require.NoError(t, r.Event(req, envelope.Item{Type: "event", Payload: raw}))
+
+		tid, err := trace.TraceIDFromHex(traceHex)
+		require.NoError(t, err)
+		start, end := now.Add(-time.Second), now.Add(time.Second)
+		r.Spans(req, []ingest.Span{{TraceID: tid, SpanID: sid(t, "00000000000000c3"), Start: start, End: end, Segment: true}})
+		time.Sleep(DefaultGrace + time.Millisecond)
+		synctest.Wait()
+		st := r.Stats()
+		assert.Equal(t, uint64(1), st.Dedup.RequestEnded, "decided a grace after its span came: %+v", st.Dedup)
+		assert.Len(t, up.events(t), 1, "sent a grace after its span came, not at the window's end")
+	})
+}
