@@ -299,3 +299,26 @@ func TestAcknowledgedLateEventsKeepTheLateQueueBounded(t *testing.T) {
 		assert.Zero(t, s.Pending)
 	})
 }
+
+// A symptom held in its window acknowledges its call with the id of the
+// error it follows, the one whose report stands for it, not its own, which
+// is never sent.
+func TestSymptomAcknowledgesWithWhatItFollows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := dedup.NewTransport(sentrytest.NewTransport())
+		defer tr.Close()
+		payment := cascade(traceA)[0] // on c3, a child of b2
+		tr.SendEvent(payment)
+		in := tr.Incoming(spanCtx(t, traceA, "00000000000000b2")) // begun after: payment did not acknowledge it
+		defer in.End()
+		tr.SendEvent(cascade(traceA)[1]) // order's, on b2: a symptom of payment's
+		assert.Equal(t, string(payment.EventID), in.Reported())
+	})
+}
+
+// A foreign dedup.suppressed tag is read capped: sums of it never overflow.
+func TestStandsIsCapped(t *testing.T) {
+	ev := errEvent(traceA, "00000000000000c3", "", "payment", "P")
+	ev.Tags[dedup.TagSuppressed] = "9223372036854775807"
+	assert.LessOrEqual(t, rootcause.FromEvent(ev).Stands, 1<<30)
+}

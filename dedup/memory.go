@@ -104,7 +104,8 @@ func newMemory[K comparable, V any](max int, maxBytes int64, ttl time.Duration, 
 }
 
 // put remembers v for key from now. A key put again keeps its place in the
-// eviction order: it is evicted by when it was first put.
+// eviction order (it is evicted by when it was first put), unless it is the
+// oldest when the memory is full: it is never evicted by its own put.
 func (m *memory[K, V]) put(key K, now time.Time, v V) {
 	r := remembered[V]{at: now, v: v, bytes: m.size(v)}
 	old, ok := m.m[key]
@@ -114,6 +115,14 @@ func (m *memory[K, V]) put(key K, now time.Time, v V) {
 		m.order = append(m.order, key)
 	}
 	for len(m.m) > 1 && (len(m.m) > m.max || m.bytes > m.maxBytes) {
+		if m.order[m.head] == key {
+			// The key just put is the oldest: it goes to the back, and
+			// the next oldest is evicted in its place.
+			m.order[m.head] = *new(K)
+			m.head++
+			m.order = append(m.order, key)
+			continue
+		}
 		m.evictOldest()
 	}
 }

@@ -200,6 +200,15 @@ func (t *Transport) admit(s *shard, id trace.TraceID, e *rootcause.Error, size i
 	if len(w.errs) >= t.cfg.maxEventsPerTrace {
 		t.decideEarly(s, w)
 	}
+	if by >= 0 {
+		// A symptom or repeat is suppressed in its window: its call stands
+		// behind the error it follows, or the one that error follows.
+		i := by
+		for w.errs[i].Event == nil && w.followed[i] >= 0 {
+			i = w.followed[i]
+		}
+		return w.errs[i].EventID, held
+	}
 	return e.EventID, held
 }
 

@@ -94,7 +94,7 @@ func FromEvent(event *sentry.Event) Error {
 		}
 	}
 	if n, err := strconv.Atoi(event.Tags[keys.TagSuppressed]); err == nil && n > 0 {
-		e.Stands = n
+		e.Stands = min(n, maxStands) // a foreign tag: no count overflows
 	}
 	if tc := event.Contexts[keys.ContextTracedup]; tc != nil {
 		if a, _ := tc[keys.AncestorsKey].(string); a != "" {
@@ -113,6 +113,10 @@ func FromEvent(event *sentry.Event) Error {
 	}
 	return e
 }
+
+// maxStands bounds Stands as read from an event's tag, which anyone's SDK
+// can set: sums of it never overflow.
+const maxStands = 1 << 30
 
 // maxAncestors bounds the ancestors read from an event: sentryotel stamps at
 // most 32 (ancestry.MaxDepth). An event from elsewhere may carry any number,
