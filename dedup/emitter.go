@@ -53,6 +53,8 @@ type emitter struct {
 	// backlog is len(acked) + len(queue), for SendEvent to read without
 	// the lock.
 	backlog atomic.Int64
+	// backlogBytes is bytes, for the same reason.
+	backlogBytes atomic.Int64
 	// troubleAt is when something was last dropped, sent undecided or
 	// failed to flush; flushingSince when the flush in progress began (0
 	// when none is). Both in Unix nanoseconds.
@@ -93,10 +95,7 @@ func (e *emitter) sure(now time.Time) bool {
 	if e.backlog.Load() > int64(e.max/4) {
 		return false
 	}
-	e.mu.Lock()
-	over := e.bytes > e.maxBytes/4
-	e.mu.Unlock()
-	if over {
+	if e.backlogBytes.Load() > e.maxBytes/4 {
 		return false
 	}
 	t := now.UnixNano()
@@ -129,7 +128,7 @@ func (e *emitter) pushLog(ev *sentry.Event, size int64) {
 	}
 	e.queue = append(e.queue, emission{event: ev, size: size})
 	e.bytes += size
-	e.backlog.Store(int64(e.queued()))
+	e.publish()
 	e.work.add(1)
 	e.mu.Unlock()
 	e.loop.signal()
@@ -155,6 +154,13 @@ func (e *emitter) pushWait(s *shard, out outbox, acked bool) {
 
 func (e *emitter) queued() int { return len(e.acked) + len(e.queue) }
 
+// publish makes the queue's length and bytes readable without e.mu: by
+// sure, which SendEvent calls under a shard's lock. e.mu is held.
+func (e *emitter) publish() {
+	e.backlog.Store(int64(e.queued()))
+	e.backlogBytes.Store(e.bytes)
+}
+
 // pushLocked is push's body; whole says that out is queued whole whatever
 // the bounds, as pushWait does once there is room. It releases e.mu.
 func (e *emitter) pushLocked(s *shard, out outbox, acked, whole bool) {
@@ -178,7 +184,7 @@ func (e *emitter) pushLocked(s *shard, out outbox, acked, whole bool) {
 		n++
 	}
 	stopped := e.stopped
-	e.backlog.Store(int64(e.queued()))
+	e.publish()
 	e.work.add(n)
 	e.mu.Unlock()
 	if dropped := uint64(len(out.events) - n); dropped > 0 {
@@ -209,7 +215,7 @@ func (e *emitter) take() (emission, bool) {
 	(*q)[0] = emission{}
 	*q = (*q)[1:]
 	e.bytes -= em.size
-	e.backlog.Store(int64(e.queued()))
+	e.publish()
 	e.room.Signal() // the decider is the one goroutine that waits
 	return em, true
 }
@@ -290,7 +296,7 @@ func (e *emitter) abandon() {
 	e.stopped = true
 	queue := append(e.acked, e.queue...)
 	e.acked, e.queue, e.bytes = nil, nil, 0
-	e.backlog.Store(0)
+	e.publish()
 	e.room.Broadcast()
 	e.mu.Unlock()
 	for _, em := range queue {
