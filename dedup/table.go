@@ -269,16 +269,15 @@ func (t *Transport) queueLate(s *shard, id trace.TraceID, e *rootcause.Error, si
 // the failure or had ended, and the error is then its own root, which needs
 // its body. s.mu is held.
 func (t *Transport) follows(w *window, e *rootcause.Error) int32 {
-	if e.SpanID != "" && (e.LastChild != "" || t.cfg.spans == nil) {
-		if k := spanBit(e.SpanID); w.chained[k/64]&(1<<(k%64)) != 0 {
-			for i := range w.errs {
-				if t.cfg.rule.Follows(e, &w.errs[i]) {
-					return int32(i)
-				}
+	onChain := w.onChain(e.SpanID)
+	if onChain && (e.LastChild != "" || t.cfg.spans == nil) {
+		for i := range w.errs {
+			if t.cfg.rule.Follows(e, &w.errs[i]) {
+				return int32(i)
 			}
 		}
 	}
-	if !t.cfg.splitsByLinks || (e.SpanID != "" && w.chained[spanBit(e.SpanID)/64]&(1<<(spanBit(e.SpanID)%64)) != 0) {
+	if !t.cfg.splitsByLinks || onChain {
 		return -1 // a repeat on a span some error is inside of may be a symptom
 	}
 	for i := range w.errs {
@@ -287,6 +286,16 @@ func (t *Transport) follows(w *window, e *rootcause.Error) int32 {
 		}
 	}
 	return -1
+}
+
+// onChain reports whether span may be on the chain of an error of w (its
+// bit is set); false for no span. s.mu is held.
+func (w *window) onChain(span string) bool {
+	if span == "" {
+		return false
+	}
+	k := spanBit(span)
+	return w.chained[k/64]&(1<<(k%64)) != 0
 }
 
 // chain sets the bits of the span ids on e's chain. s.mu is held.
